@@ -1,0 +1,116 @@
+"""The Python API for notebooks: train a run, open a run, draw samples.
+
+    import ganforge
+    run = ganforge.train("toy-ring", steps=500, out="runs")
+    x = run.sample(1000, seed=0)            # from the EMA generator
+    run = ganforge.load_run("runs/ring-mlp")
+    run.generator, run.discriminator, run.config, run.metrics()
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+
+from .config import Config
+from .errors import UserError
+from .nets import FAMILIES, build_nets
+from .rng import Stream
+from .train import checkpoint
+from .train.log import Progress, read_metrics
+from .train.run import load_saved_config, open_run
+from .train.setup import pick_device
+
+
+def _overrides(kwargs: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in kwargs.items():
+        if isinstance(v, dict):
+            out += _overrides(v, f"{prefix}{k}.")
+        else:
+            out.append(f"{prefix}{k}={'null' if v is None else v}")
+    return out
+
+
+def train(config: Optional[str] = None, out: Union[str, Path] = "runs", resume: Union[str, Path, None] = None,
+          progress: str = "auto", **overrides) -> "Run":
+    """Train a run and return its handle.
+
+    ``config`` is a preset name or YAML path (None: the main job's defaults);
+    ``overrides`` are config keys, nested dicts or dotted strings via
+    ``**{"optim.g.lr": 1e-4}``.
+    """
+    from .train.loop import Trainer, write_run_info
+    cfg, run_dir, resuming = open_run(config, tuple(_overrides(overrides)), Path(out),
+                                      Path(resume) if resume else None)
+    trainer = Trainer(cfg, run_dir, Progress(cfg.steps, progress if progress != "auto" else cfg.log.progress))
+    if resuming:
+        trainer.resume_from_checkpoint()
+    write_run_info(trainer)
+    trainer.run()
+    return load_run(run_dir)
+
+
+class Run:
+    """A run folder opened for use: its config, nets and samples."""
+
+    def __init__(self, path: Path, config: Config, G: torch.nn.Module, D: torch.nn.Module,
+                 G_ema: Optional[torch.nn.Module], step: int, info: dict):
+        self.path, self.config, self.G, self.D, self.G_ema = path, config, G, D, G_ema
+        self.step, self.info = step, info
+
+    @property
+    def generator(self) -> torch.nn.Module:
+        """The EMA generator when the run keeps one, else the trained one."""
+        return self.G_ema if self.G_ema is not None else self.G
+
+    @property
+    def discriminator(self) -> torch.nn.Module:
+        return self.D
+
+    def metrics(self) -> list[dict]:
+        return read_metrics(self.path / "metrics.jsonl")
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int = 0, ema: bool = True, truncation: Optional[float] = None,
+               batch: int = 256) -> torch.Tensor:
+        """``n`` samples (images in [-1, 1] or toy points) from seed ``seed``."""
+        if truncation is not None and not FAMILIES[self.config.model.name].supports_truncation:
+            raise UserError(f"model {self.config.model.name} does not support truncation")
+        net = self.G_ema if (ema and self.G_ema is not None) else self.G
+        dev = next(net.parameters()).device
+        z = torch.randn(n, self.config.model.z_dim, generator=Stream(seed, "sample").next()).to(dev)
+        net.eval()
+        return torch.cat([net(c).float() for c in z.split(batch)]).cpu()
+
+
+def load_run(path: Union[str, Path], device: str = "cpu") -> Run:
+    """Open a run folder at its newest checkpoint."""
+    path = Path(path)
+    cfg = load_saved_config(path)
+    info_path = path / "run.json"
+    if not info_path.is_file():
+        raise UserError(f"{path} has no run.json: the run never started")
+    info = json.loads(info_path.read_text())
+    found = checkpoint.latest(path / "checkpoints")
+    if found is None:
+        raise UserError(f"{path} has no checkpoint yet")
+    _, state = found
+    torch.manual_seed(0)
+    G, D = build_nets(cfg.model, tuple(info["shape"]))
+    dev = pick_device(device)
+    try:
+        G.load_state_dict(state["G"])
+        D.load_state_dict(state["D"])
+        G_ema = None
+        if state.get("G_ema") is not None:
+            G_ema = build_nets(cfg.model, tuple(info["shape"]))[0]
+            G_ema.load_state_dict(state["G_ema"])
+    except RuntimeError as e:
+        raise UserError(f"the checkpoint in {path} does not fit its config ({str(e).splitlines()[0][:160]})") from None
+    for m in (G, D, G_ema):
+        if m is not None:
+            m.to(dev).eval().requires_grad_(False)
+    return Run(path, cfg, G, D, G_ema, int(state["step"]), info)

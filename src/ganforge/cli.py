@@ -1,0 +1,212 @@
+"""The ``ganforge`` command: train, sample, eval, data, config.
+
+User mistakes print one line, ``ganforge: error: ...``, and exit with code 2;
+Ctrl-C during training stops cleanly after writing a checkpoint (exit 130).
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import sys
+from pathlib import Path
+
+from .errors import UserError
+
+_DISK_ERRORS = {errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EPERM, errno.EDQUOT}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse prints usage too)
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        raise SystemExit(2)
+
+
+def _split_args(items: list[str]) -> tuple[str | None, list[str]]:
+    """The optional CONFIG (first item without '=') and the key=value overrides."""
+    preset, overrides = None, []
+    for i, item in enumerate(items):
+        if "=" in item:
+            overrides.append(item)
+        elif i == 0 and preset is None:
+            preset = item
+        else:
+            raise UserError(f"unexpected argument {item!r}: after the config, give key=value overrides")
+    return preset, overrides
+
+
+def cmd_train(a) -> int:
+    from .train.loop import Trainer, write_run_info
+    from .train.run import open_run
+    preset, overrides = _split_args(a.items)
+    cfg, run_dir, resuming = open_run(preset, tuple(overrides), Path(a.out), Path(a.resume) if a.resume else None)
+    trainer = Trainer(cfg, run_dir)
+    if resuming:
+        found = trainer.resume_from_checkpoint()
+        trainer.progress.say(f"resuming {run_dir} from step {trainer.step}" if found
+                             else f"{run_dir} has no checkpoint yet: starting it from step 0")
+    else:
+        trainer.progress.say(f"run {run_dir}: {cfg.model.name} on {cfg.data.name} ({len(trainer.data)} samples), "
+                             f"loss {cfg.loss}, {cfg.steps} steps, {trainer.device} {cfg.precision}")
+    write_run_info(trainer)
+    result = trainer.run()
+    if result["stopped"]:
+        print(f"stopped at step {result['step']}; checkpoint written. Continue with: ganforge train --resume {run_dir}",
+              file=sys.stderr)
+        return 130
+    last = sorted((run_dir / "samples").glob("step-*.png"))
+    print(f"done: {run_dir} at step {result['step']}" + (f"; samples: {last[-1]}" if last else ""))
+    return 0
+
+
+def cmd_sample(a) -> int:
+    import numpy as np
+    from .api import load_run
+    from .viz.grid import grid, save_png
+    from .viz.scatter import toy_png
+    out = Path(a.out)
+    if out.suffix not in (".png", ".npz"):
+        raise UserError(f"--out must end in .png (a grid) or .npz (array x), got {out.name}")
+    if out.exists() and not a.force:
+        raise UserError(f"{out} exists; choose another --out or add --force to replace it")
+    if a.n < 1:
+        raise UserError(f"-n must be at least 1, got {a.n}")
+    run = load_run(a.run)
+    x = run.sample(a.n, seed=a.seed, ema=not a.no_ema, truncation=a.truncation)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".npz":
+        np.savez_compressed(out, x=x.numpy())
+    elif x.dim() == 4:
+        save_png(grid(x, nrow=a.nrow), out)
+    else:
+        from .data import load_dataset
+        real = load_dataset(run.config.data).x[: a.n]
+        out.write_bytes(toy_png(x, real, f"{run.path.name} step {run.step}"))
+    print(f"wrote {a.n} samples to {out}")
+    return 0
+
+
+def cmd_eval(a) -> int:
+    from .api import load_run
+    from .data import load_dataset
+    from .metrics.modes import mode_metrics
+    run = load_run(a.run)
+    data = load_dataset(run.config.data)
+    if data.density is None:
+        raise UserError("ganforge eval computes mode metrics for toy runs; image metrics (FID, KID) are not built yet")
+    x = run.sample(a.n, seed=a.seed, ema=not a.no_ema)
+    m = mode_metrics(x, data.density.means, data.density.std)
+    rec = {"run": str(run.path), "step": run.step, "data": run.config.data.name, "n": a.n, "seed": a.seed,
+           "generator": "raw" if a.no_ema else "ema", "metric": "modes (VEEGAN/PacGAN protocol)", **m}
+    folder = run.path / "eval"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"modes-step{run.step:07d}-n{a.n}-seed{a.seed}{'-raw' if a.no_ema else ''}.json"
+    path.write_text(json.dumps(rec, indent=1) + "\n")
+    print(f"{run.path.name} step {run.step}: modes {m['modes']}/{m['of']}, high quality {m['hq']:.1f}%, "
+          f"reverse KL {m['kl']:.4f} (n={a.n}, seed {a.seed}) -> {path}")
+    return 0
+
+
+def cmd_data(a) -> int:
+    from .data import load_dataset, names
+    if a.action == "list":
+        for name, desc in names().items():
+            print(f"{name:16s} {desc}")
+        return 0
+    if not a.name:
+        raise UserError("ganforge data show needs a dataset name, e.g. ganforge data show mnist --out grid.png")
+    from .config import load_config
+    from .viz.grid import grid, save_png
+    from .viz.scatter import toy_png
+    cfg = load_config(None, tuple([f"data={a.name}"] + [f"data.{o}" for o in a.options]))
+    out = Path(a.out)
+    if out.suffix != ".png":
+        raise UserError(f"--out must be a .png file, got {out.name}")
+    if out.exists() and not a.force:
+        raise UserError(f"{out} exists; choose another --out or add --force to replace it")
+    ds = load_dataset(cfg.data)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if ds.kind == "image":
+        import torch
+        if ds.y is not None and a.by_class:
+            idx = torch.cat([torch.nonzero(ds.y == c).flatten()[: a.n // len(ds.classes) or 1]
+                             for c in range(len(ds.classes))])
+        else:
+            idx = torch.arange(min(a.n, len(ds)))
+        save_png(grid(ds.x[idx]), out)
+    else:
+        out.write_bytes(toy_png(ds.x[:0], ds.x[: a.n], a.name))
+    shape = "x".join(str(s) for s in ds.shape)
+    print(f"{ds.name}: {len(ds)} samples of shape {shape}" + (f", {len(ds.classes)} classes" if ds.classes else "")
+          + f"; wrote {out}")
+    return 0
+
+
+def cmd_config(a) -> int:
+    from .config import dump, load_config
+    preset, overrides = _split_args(a.items)
+    sys.stdout.write(dump(load_config(preset, tuple(overrides))))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="ganforge", description="Train, measure and understand GANs.")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a GAN (no arguments: DCGAN on the embedded MNIST digits)")
+    t.add_argument("items", nargs="*", metavar="CONFIG|key=value", help="a preset or YAML file, then overrides")
+    t.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
+    t.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint")
+    t.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("sample", help="draw samples from a run's generator")
+    s.add_argument("run")
+    s.add_argument("-n", type=int, default=64)
+    s.add_argument("--out", required=True, help="a .png grid or an .npz file (array x)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--no-ema", action="store_true", help="use the trained generator, not its moving average")
+    s.add_argument("--truncation", type=float, default=None, help="truncation psi, for families that support it")
+    s.add_argument("--nrow", type=int, default=None, help="images per row of the grid")
+    s.add_argument("--force", action="store_true", help="replace --out if it exists")
+    s.set_defaults(fn=cmd_sample)
+
+    e = sub.add_parser("eval", help="measure a run (toy runs: modes, high-quality %%, reverse KL)")
+    e.add_argument("run")
+    e.add_argument("-n", type=int, default=2500)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--no-ema", action="store_true")
+    e.set_defaults(fn=cmd_eval)
+
+    d = sub.add_parser("data", help="list datasets or show one as a grid")
+    d.add_argument("action", choices=("list", "show"))
+    d.add_argument("name", nargs="?")
+    d.add_argument("options", nargs="*", metavar="key=value", help="data options, e.g. resolution=32")
+    d.add_argument("--out", default="data.png")
+    d.add_argument("-n", type=int, default=100)
+    d.add_argument("--by-class", action=argparse.BooleanOptionalAction, default=True,
+                   help="equal numbers of each class (default on)")
+    d.add_argument("--force", action="store_true")
+    d.set_defaults(fn=cmd_data)
+
+    c = sub.add_parser("config", help="print the resolved config of a preset with overrides")
+    c.add_argument("items", nargs="*", metavar="CONFIG|key=value")
+    c.set_defaults(fn=cmd_config)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except UserError as e:
+        print(f"ganforge: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ganforge: interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:
+        if e.errno in _DISK_ERRORS:
+            print(f"ganforge: error: {e.strerror} writing {e.filename or 'a file'}; nothing earlier was overwritten",
+                  file=sys.stderr)
+            return 2
+        raise

@@ -1,0 +1,326 @@
+"""The run configuration: typed defaults, YAML presets and dotted overrides.
+
+``load_config("toy-grid", ["loss=hinge", "optim.d.lr=1e-4"])`` starts from the
+defaults below (which are the main job: a DCGAN with the non-saturating loss
+on the embedded MNIST digits), applies a preset (a YAML file, or the name of
+one in ``configs/``), then the overrides, and checks every value.
+
+A section with a ``name`` accepts a bare value: ``data=ring`` sets
+``data.name``, ``model=mlp`` sets ``model.name`` and ``penalty=r1`` sets
+``penalty.name``. The model section is open: beyond its common keys it takes
+the options of the chosen family (``model.g_width`` for dcgan,
+``model.hidden`` for mlp); changing the family drops the old family's
+options. Mistakes raise :class:`~ganforge.errors.UserError` with one line.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from .errors import UserError
+from .schema import coerce, dotted_keys, field_type, is_section, opt, section, unknown_key
+
+PRESET_DIR = Path(__file__).parent / "configs"
+
+
+def _loss_names():
+    from .losses import LOSSES
+    return sorted(LOSSES)
+
+
+def _family_names():
+    from .nets import FAMILIES
+    return sorted(FAMILIES)
+
+
+@dataclass
+class DataConfig:
+    """Where the real samples come from."""
+    name: str = opt("mnist", "a registered dataset (ganforge data list), folder:PATH, npz:PATH, idx:PATH or cifar10:PATH")
+    resolution: Optional[int] = opt(None, "image side in pixels after center-crop and resize; null keeps the dataset's own", min=1)
+    channels: Optional[int] = opt(None, "1 (gray) or 3 (RGB); null keeps the dataset's own", choices=(1, 3))
+    holdout: float = opt(0.0, "fraction of the data held out (stratified by label when there are labels)", min=0.0, lt=1.0)
+    split: str = opt("train", "which part to train on", choices=("train", "holdout", "all"))
+    labels: bool = opt(False, "folder:PATH only: take class labels from the names of sub-folders")
+
+
+@dataclass
+class ModelConfig:
+    """The network family and its options (family options: see ganforge.nets)."""
+    name: str = opt("dcgan", "network family", choices=_family_names)
+    z_dim: int = opt(100, "size of the latent vector z", min=1)
+    spectral_norm: bool = opt(False, "spectral normalization on every layer of D (Miyato et al. 2018)")
+    g_spectral_norm: bool = opt(False, "spectral normalization on every layer of G")
+
+
+@dataclass
+class OptimConfig:
+    """One optimizer."""
+    name: str = opt("adam", "optimizer", choices=("adam", "rmsprop", "sgd"))
+    lr: float = opt(2e-4, "learning rate", gt=0.0)
+    beta1: float = opt(0.5, "Adam beta1 (sgd: momentum)", min=0.0, lt=1.0)
+    beta2: float = opt(0.999, "Adam beta2 (rmsprop: alpha)", min=0.0, lt=1.0)
+    weight_decay: float = opt(0.0, "L2 weight decay", min=0.0)
+
+
+@dataclass
+class OptimPair:
+    """Separate optimizers for G and D (two time-scale updates, Heusel et al. 2017)."""
+    g: OptimConfig = section(OptimConfig)
+    d: OptimConfig = section(OptimConfig)
+    schedule: str = opt("constant", "learning-rate schedule of both: constant, linear or cosine decay",
+                        choices=("constant", "linear", "cosine"))
+    decay_start: float = opt(0.0, "fraction of the steps after which the decay begins", min=0.0, lt=1.0)
+    final_lr: float = opt(0.0, "learning rate at the last step, as a fraction of the initial one", min=0.0, max=1.0)
+
+
+@dataclass
+class PenaltyConfig:
+    """A regularizer on D: gradient penalty, R1 or R2."""
+    name: str = opt("auto", "auto (the loss's own: gp for wgan-gp, else none), none, gp, r1 or r2",
+                    choices=("auto", "none", "gp", "r1", "r2"))
+    weight: Optional[float] = opt(None, "lambda for gp, gamma for r1/r2; null: 10 for gp, 1 for r1/r2", min=0.0)
+    every: int = opt(1, "apply every N discriminator steps, scaled by N (lazy regularization)", min=1)
+
+
+@dataclass
+class EmaConfig:
+    """Exponential moving average of G's weights (used for samples and evaluation)."""
+    enabled: bool = opt(True, "keep an EMA copy of G")
+    half_life_kimg: float = opt(10.0, "half-life of the average in thousands of images", gt=0.0)
+    rampup: Optional[float] = opt(0.05, "early on, cap the half-life at this fraction of images seen; null: off", gt=0.0)
+
+
+@dataclass
+class LogConfig:
+    """What the run writes, and how often (in generator steps)."""
+    every: int = opt(50, "write a line to metrics.jsonl every N steps", min=1)
+    samples_every: int = opt(500, "write fixed-z sample grids every N steps", min=1)
+    checkpoint_every: int = opt(500, "write a full checkpoint every N steps", min=1)
+    keep: int = opt(3, "checkpoints kept on disk (the newest)", min=1)
+    n_samples: Optional[int] = opt(None, "fixed-z samples per dump; null: 64 images or 1000 toy points", min=1)
+    tb: bool = opt(True, "write TensorBoard event files to tb/")
+    progress: str = opt("auto", "auto (a bar on a terminal, lines otherwise), bar, lines or off",
+                        choices=("auto", "bar", "lines", "off"))
+
+
+@dataclass
+class EvalConfig:
+    """Metrics computed during training (toy data: modes, high-quality %, reverse KL)."""
+    every: int = opt(0, "evaluate every N steps; 0: only at the end", min=0)
+    n: int = opt(2500, "samples per evaluation", min=1)
+    seed: int = opt(12345, "seed of the evaluation's own z")
+
+
+@dataclass
+class Config:
+    """A whole run."""
+    name: Optional[str] = opt(None, "run folder name under --out; null: <data>-<model>, numbered if taken")
+    seed: int = opt(0, "seed of every random stream in the run")
+    steps: int = opt(2000, "generator steps to train", min=1)
+    batch_size: int = opt(64, "samples per batch, real and fake", min=1)
+    d_steps: int = opt(1, "discriminator updates per generator update (k in Goodfellow et al. 2014)", min=1)
+    loss: str = opt("nonsaturating", "the objective", choices=_loss_names)
+    clip: Optional[float] = opt(None, "clip D's weights to [-c, c]; null: 0.01 for wasserstein, off otherwise; 0: off", min=0.0)
+    precision: str = opt("auto", "auto (bf16 where the hardware is fast at it), fp32, bf16 or fp16 (CUDA)",
+                         choices=("auto", "fp32", "bf16", "fp16"))
+    device: str = opt("auto", "auto, cpu, cuda or cuda:N")
+    threads: int = opt(0, "CPU threads for torch; 0: torch's default", min=0)
+    channels_last: bool = opt(True, "channels-last memory format for convolutional families")
+    resume: bool = opt(False, "continue the run in the named folder if it exists")
+    data: DataConfig = section(DataConfig)
+    model: ModelConfig = section(ModelConfig)
+    penalty: PenaltyConfig = section(PenaltyConfig)
+    optim: OptimPair = section(OptimPair)
+    ema: EmaConfig = section(EmaConfig)
+    log: LogConfig = section(LogConfig)
+    eval: EvalConfig = section(EvalConfig)
+
+    def to_dict(self) -> dict:
+        """Nested plain dict; the model section flattened with its family options."""
+        return _to_dict(self)
+
+    def get(self, dotted: str) -> Any:
+        node: Any = self
+        for part in dotted.split("."):
+            node = node.arch if (isinstance(node, ModelConfig) and not hasattr(node, part)) else node
+            node = getattr(node, part)
+        return node
+
+
+def _to_dict(obj) -> dict:
+    out = {}
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        out[f.name] = _to_dict(v) if dataclasses.is_dataclass(v) else v
+    if isinstance(obj, ModelConfig):
+        out.update(dataclasses.asdict(obj.arch))
+    return out
+
+
+# ---------------------------------------------------------------- building
+
+def _family_options(name: str):
+    from .nets import FAMILIES
+    return FAMILIES[name].options
+
+
+def _build(cls, raw: dict, prefix: str):
+    if not isinstance(raw, dict):
+        raise UserError(f"{prefix.rstrip('.') or 'config'} must be a mapping of keys to values, got {raw!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    extra_cls = None
+    values = {}
+    for name, f in fields.items():
+        tp = field_type(cls, f)
+        key = prefix + name
+        if is_section(tp):
+            values[name] = _build(tp, raw.get(name, {}), key + ".")
+        else:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            values[name] = coerce(key, raw.get(name, default), tp, f.metadata)
+    if cls is ModelConfig:
+        extra_cls = _family_options(values["name"])
+    allowed = set(fields) | ({f.name for f in dataclasses.fields(extra_cls)} if extra_cls else set())
+    for k in raw:
+        if k not in allowed:
+            valid = [prefix + v for v in sorted(allowed)] + dotted_keys(Config)
+            raise unknown_key(prefix + str(k), valid)
+    obj = cls(**values)
+    if extra_cls is not None:
+        arch = {}
+        for f in dataclasses.fields(extra_cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            arch[f.name] = coerce(prefix + f.name, raw.get(f.name, default), field_type(extra_cls, f), f.metadata)
+        obj.arch = extra_cls(**arch)
+    return obj
+
+
+def _set(raw: dict, dotted: str, value: Any, where: str) -> None:
+    """Put one value into the raw tree, following sections and shorthands."""
+    parts = dotted.split(".")
+    cls: Any = Config
+    node = raw
+    for i, part in enumerate(parts):
+        key = ".".join(parts[: i + 1])
+        fields = {f.name: f for f in dataclasses.fields(cls)} if cls is not None else {}
+        if cls is not None and part not in fields and cls is not ModelConfig:
+            raise unknown_key(key, dotted_keys(Config) + _model_keys(raw))
+        tp = field_type(cls, fields[part]) if part in fields else None
+        last = i == len(parts) - 1
+        if tp is not None and is_section(tp):
+            if last:
+                if isinstance(value, dict):
+                    for k, v in value.items():
+                        _set(raw, f"{key}.{k}", v, where)
+                    return
+                if "name" not in {f.name for f in dataclasses.fields(tp)}:
+                    raise UserError(f"{key} is a section; set one of its keys, e.g. {key}.{dataclasses.fields(tp)[0].name}=...")
+                _set(raw, key + ".name", value, where)
+                return
+            node = node.setdefault(part, {})
+            cls = tp
+            continue
+        if not last:
+            raise UserError(f"{'.'.join(parts[:i + 1])} is a value, not a section (in {where})")
+        if cls is ModelConfig and part == "name":
+            old = node.get("name")
+            if old is not None and old != value:
+                common = {f.name for f in dataclasses.fields(ModelConfig)}
+                for k in [k for k in node if k not in common]:
+                    del node[k]
+        node[part] = value
+        return
+
+
+def _model_keys(raw: dict) -> list:
+    name = raw.get("model", {}).get("name", ModelConfig.name) if isinstance(raw.get("model"), dict) else ModelConfig.name
+    try:
+        return ["model." + f.name for f in dataclasses.fields(_family_options(name))]
+    except KeyError:
+        return []
+
+
+def parse_override(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise UserError(f"expected key=value, got {text!r} (e.g. loss=hinge or optim.g.lr=1e-4)")
+    key, value = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise UserError(f"expected key=value, got {text!r}")
+    return key, value
+
+
+def presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def find_preset(spec: str) -> Path:
+    """A YAML path as given, else a preset of that name in configs/."""
+    p = Path(spec)
+    if p.is_file():
+        return p
+    if p.suffix in (".yaml", ".yml") or "/" in spec:
+        if p.exists():
+            raise UserError(f"config {spec} is not a file")
+        raise UserError(f"config file {spec} does not exist; presets: {', '.join(presets())}")
+    q = PRESET_DIR / f"{spec}.yaml"
+    if q.is_file():
+        return q
+    raise UserError(f"no config file or preset named {spec!r}; presets: {', '.join(presets())}")
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path} is not valid YAML{at}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path} must hold a mapping of config keys, not a {type(data).__name__}")
+    return data
+
+
+def raw_from(preset: Optional[str] = None, overrides: tuple = (), base: Optional[dict] = None) -> dict:
+    """The raw tree of values set by a preset and overrides, on top of ``base``."""
+    raw = copy.deepcopy(base) if base else {}
+    if preset is not None:
+        path = find_preset(preset)
+        for k, v in read_yaml(path).items():
+            _set(raw, str(k), v, str(path))
+    for text in overrides:
+        k, v = parse_override(text)
+        _set(raw, k, v, "command line")
+    return raw
+
+
+def build(raw: dict) -> Config:
+    return _build(Config, raw, "")
+
+
+def load_config(preset: Optional[str] = None, overrides: tuple = ()) -> Config:
+    """Defaults, then the preset, then ``key=value`` overrides; all checked."""
+    return build(raw_from(preset, overrides))
+
+
+def from_dict(d: dict) -> Config:
+    """A config from a plain dict (e.g. a run's config.yaml)."""
+    raw: dict = {}
+    for k, v in d.items():
+        _set(raw, str(k), v, "config")
+    return build(raw)
+
+
+def dump(cfg: Config, header: str = "") -> str:
+    text = yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=False)
+    return (header + text) if header else text

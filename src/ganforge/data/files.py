@@ -1,0 +1,288 @@
+"""Datasets from files the user has: an image folder, npz arrays, IDX, CIFAR-10.
+
+- ``folder:PATH``: PNG/JPEG/BMP/WebP/GIF images below PATH (recursively;
+  hidden files and folders skipped), labels from first-level sub-folder
+  names when asked. Unreadable images are skipped and counted.
+- ``npz:PATH``: array ``x`` (N, H, W), (N, H, W, C), (N, C, H, W) or (N, d),
+  optional ``y``; loaded without pickle.
+- ``idx:PATH``: MNIST / Fashion-MNIST IDX files (LeCun et al. 1998; Xiao et
+  al. 2017), gzipped or not: a folder with ``train-images-idx3-ubyte[.gz]``
+  (and the labels file), or an images file.
+- ``cifar10:PATH``: the python batches of CIFAR-10 (Krizhevsky 2009): a
+  folder with ``data_batch_1..5`` (or ``cifar-10-batches-py/``), unpickled
+  by a restricted unpickler that only builds numpy arrays and plain values.
+
+Loaders return (images float32 (N, C, H, W) in [0, 1] or vectors (N, d),
+labels int64 or None, class names or None).
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import pickle
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from .transform import array_to_unit
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif"}
+
+
+def _need_dir(path: Path, what: str) -> None:
+    if not path.exists():
+        raise UserError(f"{what} {path} does not exist")
+    if not path.is_dir():
+        raise UserError(f"{what} {path} is not a folder")
+
+
+# ------------------------------------------------------------------ folder
+
+def _list_images(root: Path) -> tuple[list[Path], int]:
+    files, skipped = [], 0
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            if Path(name).suffix.lower() in IMAGE_SUFFIXES:
+                files.append(Path(dirpath) / name)
+            else:
+                skipped += 1
+    return files, skipped
+
+
+def _decode(path: Path, channels: int, side: int) -> np.ndarray:
+    from PIL import Image, ImageOps
+    with Image.open(path) as im:
+        im.load()
+        if im.mode.startswith("I;16") or im.mode == "I":
+            a = np.asarray(im, dtype=np.float32)
+            a = a / (65535.0 if a.max() > 255 else 255.0)
+            im = Image.fromarray((a.clip(0, 1) * 255).round().astype(np.uint8), "L")
+        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+            bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+            im = Image.alpha_composite(bg, im.convert("RGBA"))
+        im = im.convert("L" if channels == 1 else "RGB")
+        im = ImageOps.fit(im, (side, side), method=Image.Resampling.BICUBIC)
+        a = np.asarray(im, dtype=np.uint8)
+    return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+
+
+def _folder_channels(files: list[Path]) -> int:
+    from PIL import Image
+    for p in files[:64]:
+        try:
+            with Image.open(p) as im:
+                if im.mode not in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L"):
+                    return 3
+        except Exception:
+            continue
+    return 1
+
+
+def load_folder(path: str, channels, resolution, labels: bool):
+    root = Path(path).expanduser()
+    _need_dir(root, "image folder")
+    files, non_images = _list_images(root)
+    if not files:
+        raise UserError(f"no images (png, jpg, jpeg, bmp, webp, gif) found under {root}"
+                        + (f"; {non_images} other files skipped" if non_images else ""))
+    side = resolution or 64
+    channels = channels or _folder_channels(files)
+    classes = None
+    if labels:
+        names = sorted({p.relative_to(root).parts[0] for p in files if len(p.relative_to(root).parts) > 1})
+        loose = [p for p in files if len(p.relative_to(root).parts) == 1]
+        if not names or loose:
+            raise UserError(f"data.labels=true needs every image inside a class sub-folder of {root}"
+                            + (f"; {len(loose)} images lie directly in it" if loose else ""))
+        classes = names
+    arrays, ys, bad = [], [], []
+    for p in files:
+        try:
+            arrays.append(_decode(p, channels, side))
+        except Exception:  # any decoder failure means an unusable file
+            bad.append(p)
+            continue
+        if classes is not None:
+            ys.append(classes.index(p.relative_to(root).parts[0]))
+    if not arrays:
+        raise UserError(f"none of the {len(files)} image files under {root} could be read (e.g. {bad[0].name})")
+    if bad or non_images:
+        print(f"ganforge: {root}: {len(arrays)} images used; skipped {len(bad)} unreadable"
+              f" and {non_images} non-image files", file=sys.stderr)
+    x = torch.from_numpy(np.stack(arrays).astype(np.float32) / 255.0)
+    y = torch.tensor(ys, dtype=torch.int64) if classes is not None else None
+    return x, y, classes
+
+
+# -------------------------------------------------------------------- npz
+
+def load_npz(path: str):
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise UserError(f"npz file {p} does not exist")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            if "x" not in z.files:
+                raise UserError(f"{p} has no array 'x' (found: {', '.join(z.files) or 'none'})")
+            x = z["x"]
+            y = z["y"] if "y" in z.files else None
+    except UserError:
+        raise
+    except Exception as e:
+        raise UserError(f"{p} is not a readable npz file ({type(e).__name__})") from None
+    if x.shape[0] == 0:
+        raise UserError(f"{p}: 'x' holds no samples")
+    if y is not None:
+        if y.ndim != 1 or y.shape[0] != x.shape[0] or not np.issubdtype(y.dtype, np.integer):
+            raise UserError(f"{p}: 'y' must be {x.shape[0]} integer labels, got shape {y.shape} of {y.dtype}")
+        if y.min() < 0:
+            raise UserError(f"{p}: labels in 'y' must be >= 0")
+        y = torch.from_numpy(y.astype(np.int64))
+    if x.ndim == 2:
+        if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x.astype(np.float64)).all():
+            raise UserError(f"{p}: 'x' must hold finite numbers")
+        return torch.from_numpy(x.astype(np.float32)), y, None
+    if x.ndim == 3:
+        x = x[:, None]
+    elif x.ndim == 4:
+        if x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
+            x = x.transpose(0, 3, 1, 2)
+        elif x.shape[1] not in (1, 3, 4):
+            raise UserError(f"{p}: 'x' of shape {x.shape} has no channel axis of size 1, 3 or 4")
+    else:
+        raise UserError(f"{p}: 'x' must have 2 (vectors), 3 or 4 (images) dimensions, got shape {x.shape}")
+    x = torch.from_numpy(np.ascontiguousarray(array_to_unit(x, f"{p} 'x'")))
+    return x, y, None
+
+
+# -------------------------------------------------------------------- idx
+
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """One IDX file (gzipped or not) as an array."""
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise UserError(f"cannot read IDX file {path}: {e}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES or raw[3] == 0:
+        raise UserError(f"{path} is not an IDX file (bad magic number)")
+    ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise UserError(f"{path}: IDX header is truncated")
+    dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
+    dtype = np.dtype(_IDX_TYPES[raw[2]])
+    need = int(np.prod(dims)) * dtype.itemsize
+    body = raw[4 + 4 * ndim:]
+    if len(body) != need:
+        raise UserError(f"{path}: IDX header says {dims} ({need} bytes) but the file holds {len(body)} bytes")
+    return np.frombuffer(body, dtype=dtype).reshape(dims)
+
+
+def _find(folder: Path, stems: list[str]):
+    for s in stems:
+        for suffix in ("", ".gz"):
+            p = folder / (s + suffix)
+            if p.is_file():
+                return p
+    return None
+
+
+def load_idx(path: str):
+    p = Path(path).expanduser()
+    if p.is_dir():
+        images = _find(p, ["train-images-idx3-ubyte", "train-images.idx3-ubyte"])
+        if images is None:
+            raise UserError(f"{p} has no train-images-idx3-ubyte[.gz]; give the images file itself as idx:FILE")
+    elif p.is_file():
+        images = p
+    else:
+        raise UserError(f"IDX path {p} does not exist")
+    x = read_idx(images)
+    if x.ndim != 3:
+        raise UserError(f"{images}: expected images of rank 3 (N, H, W), got rank {x.ndim}")
+    name = images.name.replace(".gz", "")
+    labels = _find(images.parent, [name.replace("images-idx3", "labels-idx1").replace("images.idx3", "labels.idx1")])
+    y = None
+    if labels is not None and labels != images:
+        y = read_idx(labels)
+        if y.ndim != 1 or len(y) != len(x):
+            raise UserError(f"{labels}: expected {len(x)} labels, got shape {y.shape}")
+        y = torch.from_numpy(y.astype(np.int64))
+    xu = torch.from_numpy(array_to_unit(np.ascontiguousarray(x), str(images))).unsqueeze(1)
+    classes = [str(i) for i in range(int(y.max()) + 1)] if y is not None else None
+    return xu, y, classes
+
+
+# ---------------------------------------------------------------- cifar10
+
+class _SafeUnpickler(pickle.Unpickler):
+    """Builds numpy arrays and plain values only; any other global is refused."""
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"), ("_codecs", "encode"),
+    }
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused global {module}.{name}")
+
+
+def _unpickle(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            d = _SafeUnpickler(io.BytesIO(f.read()), encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as e:
+        raise UserError(f"{path} is not a CIFAR-10 python batch ({e})") from None
+    if not isinstance(d, dict):
+        raise UserError(f"{path} is not a CIFAR-10 python batch (not a dict)")
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
+
+
+def load_cifar10(path: str):
+    root = Path(path).expanduser()
+    _need_dir(root, "CIFAR-10 folder")
+    if (root / "cifar-10-batches-py").is_dir():
+        root = root / "cifar-10-batches-py"
+    batches = [root / f"data_batch_{i}" for i in range(1, 6) if (root / f"data_batch_{i}").is_file()]
+    if not batches:
+        raise UserError(f"{root} has no data_batch_1..5 (the python version of CIFAR-10)")
+    xs, ys = [], []
+    for b in batches:
+        d = _unpickle(b)
+        data, labels = d.get("data"), d.get("labels")
+        if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+            raise UserError(f"{b}: 'data' must be a uint8 array of shape (N, 3072)")
+        if labels is None or len(labels) != len(data):
+            raise UserError(f"{b}: 'labels' must list one label per image")
+        xs.append(data.reshape(-1, 3, 32, 32))
+        ys.append(np.asarray(labels, dtype=np.int64))
+    classes = [str(i) for i in range(10)]
+    meta = root / "batches.meta"
+    if meta.is_file():
+        names = _unpickle(meta).get("label_names")
+        if isinstance(names, list) and len(names) == 10:
+            classes = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+    x = torch.from_numpy(np.concatenate(xs).astype(np.float32) / 255.0)
+    return x, torch.from_numpy(np.concatenate(ys)), classes
+
+
+FILE_KINDS = {
+    "folder": "a folder of images (recursive)",
+    "npz": "an .npz file with array x (and optional y)",
+    "idx": "MNIST / Fashion-MNIST IDX files",
+    "cifar10": "CIFAR-10 python batches",
+}

@@ -1,0 +1,12 @@
+"""The one exception type for user mistakes.
+
+A :class:`UserError` carries a single line that says what was wrong and what
+is allowed. The command line prints it and exits with code 2; anything else
+that escapes is a bug and keeps its traceback.
+"""
+
+
+class UserError(Exception):
+    """A mistake in what the user asked for (config, paths, data), not a bug."""
+
+    exit_code = 2

@@ -1,0 +1,47 @@
+"""The model registry: a family name maps to its options and a builder.
+
+A family is one file in this folder with an options dataclass (its config
+keys under ``model.``) and ``build(shape, z_dim, options) -> (G, D)``. G maps
+z of shape (N, z_dim) to samples of ``shape``; D maps samples to one raw
+output per sample, shape (N,). Adding a family is one file and one line here.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable
+
+from torch import nn
+
+from . import dcgan, mlp
+from .layers import apply_spectral_norm
+
+
+@dataclass(frozen=True)
+class Family:
+    options: type
+    build: Callable
+    convolutional: bool
+    supports_truncation: bool = False
+
+
+FAMILIES: dict[str, Family] = {
+    "mlp": Family(mlp.MLPOptions, mlp.build, convolutional=False),
+    "dcgan": Family(dcgan.DCGANOptions, dcgan.build, convolutional=True),
+}
+
+
+def build_nets(model_cfg, shape: tuple) -> tuple[nn.Module, nn.Module]:
+    """G and D for data of ``shape`` ((C, H, W) images or (d,) vectors)."""
+    family = FAMILIES[model_cfg.name]
+    G, D = family.build(tuple(shape), model_cfg.z_dim, model_cfg.arch)
+    if model_cfg.spectral_norm:
+        apply_spectral_norm(D)
+    if model_cfg.g_spectral_norm:
+        apply_spectral_norm(G)
+    G.z_dim = model_cfg.z_dim
+    return G, D
+
+
+def option_names(name: str) -> list[str]:
+    return [f.name for f in dataclasses.fields(FAMILIES[name].options)]

@@ -1,0 +1,187 @@
+"""Typed fields for dataclass schemas: coercion, range checks, one-line errors.
+
+A config value arrives either typed (from YAML) or as a string (from a
+``key=value`` override). :func:`coerce` turns either into the field's declared
+type and checks the field's choices and range; anything else raises a
+:class:`~ganforge.errors.UserError` whose message names the key, what is
+allowed and what was given.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from typing import Any, Callable, Iterable, Optional, Union
+
+from .errors import UserError
+
+_NONE_WORDS = {"null", "none", "~", ""}
+_TRUE_WORDS = {"true", "yes", "on", "1"}
+_FALSE_WORDS = {"false", "no", "off", "0"}
+
+
+def opt(default: Any, help: str = "", *, choices: Union[Iterable, Callable, None] = None,
+        min: Optional[float] = None, max: Optional[float] = None,
+        gt: Optional[float] = None, lt: Optional[float] = None):
+    """A dataclass field with a help text, allowed choices and a range."""
+    meta = {"help": help, "choices": choices, "min": min, "max": max, "gt": gt, "lt": lt}
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def section(cls):
+    """A nested dataclass section field."""
+    return dataclasses.field(default_factory=cls, metadata={"help": cls.__doc__ or ""})
+
+
+def field_type(cls, f: dataclasses.Field):
+    """The resolved annotation of ``f`` (annotations are strings here)."""
+    return typing.get_type_hints(cls)[f.name]
+
+
+def is_section(tp) -> bool:
+    return dataclasses.is_dataclass(tp) and isinstance(tp, type)
+
+
+def _unwrap_optional(tp):
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def describe(tp, meta) -> str:
+    """What a field allows, in words: 'an integer >= 1', 'one of a, b'."""
+    base, nullable = _unwrap_optional(tp)
+    choices = choice_list(meta)
+    if choices is not None:
+        text = "one of " + ", ".join(str(c) for c in choices)
+    else:
+        text = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(base, str(base))
+        bounds = [f"{sym} {meta[k]:g}" for k, sym in (("min", ">="), ("gt", ">"), ("max", "<="), ("lt", "<"))
+                  if meta.get(k) is not None]
+        if bounds:
+            text += " " + " and ".join(bounds)
+    if nullable:
+        text += " (or null)"
+    return text
+
+
+def choice_list(meta):
+    choices = meta.get("choices")
+    if callable(choices):
+        choices = choices()
+    return None if choices is None else list(choices)
+
+
+def coerce(key: str, value: Any, tp, meta) -> Any:
+    """Turn ``value`` (typed or a string) into ``tp``; check choices and range."""
+    base, nullable = _unwrap_optional(tp)
+
+    def bad(extra: str = "") -> UserError:
+        return UserError(f"{key} must be {describe(tp, meta)}, got {value!r}{extra}")
+
+    if value is None or (isinstance(value, str) and value.strip().lower() in _NONE_WORDS and base is not str):
+        if nullable:
+            return None
+        raise bad()
+    if isinstance(value, str) and base is str and nullable and value.strip().lower() in _NONE_WORDS - {""}:
+        return None
+    if base is bool:
+        if isinstance(value, bool):
+            out = value
+        elif isinstance(value, str) and value.strip().lower() in _TRUE_WORDS | _FALSE_WORDS:
+            out = value.strip().lower() in _TRUE_WORDS
+        else:
+            raise bad()
+    elif base is int:
+        if isinstance(value, bool):
+            raise bad()
+        if isinstance(value, int):
+            out = value
+        elif isinstance(value, float) and value.is_integer():
+            out = int(value)
+        elif isinstance(value, str):
+            try:
+                out = int(value.strip())
+            except ValueError:
+                try:
+                    f = float(value)
+                except ValueError:
+                    raise bad() from None
+                if not f.is_integer():
+                    raise bad() from None
+                out = int(f)
+        else:
+            raise bad()
+    elif base is float:
+        if isinstance(value, bool):
+            raise bad()
+        try:
+            out = float(value.strip() if isinstance(value, str) else value)
+        except (TypeError, ValueError):
+            raise bad() from None
+        if not math.isfinite(out):
+            raise bad()
+    elif base is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise bad()
+        out = str(value)
+    else:  # pragma: no cover - schema author error
+        raise TypeError(f"unsupported field type {tp} for {key}")
+
+    choices = choice_list(meta)
+    if choices is not None and out not in choices:
+        hint = ""
+        if isinstance(out, str):
+            close = difflib.get_close_matches(out, [str(c) for c in choices], n=1)
+            if close:
+                hint = f" (did you mean {close[0]!r}?)"
+        raise bad(hint)
+    if isinstance(out, (int, float)) and not isinstance(out, bool):
+        if meta.get("min") is not None and out < meta["min"]:
+            raise bad()
+        if meta.get("max") is not None and out > meta["max"]:
+            raise bad()
+        if meta.get("gt") is not None and not out > meta["gt"]:
+            raise bad()
+        if meta.get("lt") is not None and not out < meta["lt"]:
+            raise bad()
+    return out
+
+
+def closest_key(key: str, valid: Iterable[str]) -> Optional[str]:
+    """The valid dotted key closest to ``key`` (whole key, then last part)."""
+    valid = list(valid)
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    if close:
+        return close[0]
+    last = key.rsplit(".", 1)[-1]
+    by_last = {v.rsplit(".", 1)[-1]: v for v in valid}
+    close = difflib.get_close_matches(last, list(by_last), n=1, cutoff=0.7)
+    return by_last[close[0]] if close else None
+
+
+def unknown_key(key: str, valid: Iterable[str]) -> UserError:
+    near = closest_key(key, valid)
+    if near:
+        return UserError(f"unknown config key {key!r}; did you mean {near!r}?")
+    tops = sorted({v.split(".", 1)[0] for v in valid})
+    return UserError(f"unknown config key {key!r}; valid top-level keys: {', '.join(tops)}")
+
+
+def dotted_keys(cls, prefix: str = "") -> list[str]:
+    """Every leaf key of a schema, dotted (sections recurse)."""
+    out = []
+    for f in dataclasses.fields(cls):
+        tp = field_type(cls, f)
+        if is_section(tp):
+            out += dotted_keys(tp, prefix + f.name + ".")
+        else:
+            out.append(prefix + f.name)
+    return out

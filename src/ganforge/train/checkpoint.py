@@ -1,0 +1,98 @@
+"""Checkpoints that a kill cannot break and that run no code when loaded.
+
+A checkpoint is one ``torch.save`` file of tensors and plain values (weights,
+optimizer states, counters, the config as a dict), written to a temporary
+file, fsynced, renamed over its final name and followed by an fsync of the
+folder, so a kill at any moment leaves either the old or the new file
+(the pattern of Mimicry and of SQLite's journal). It is read with
+``torch.load(weights_only=True)``, which refuses pickled code.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from ..errors import UserError
+
+FORMAT = 1
+_NAME = re.compile(r"^step-(\d+)\.pt$")
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_save(obj, path: Path) -> None:
+    """torch.save to ``path`` via a fsynced temporary file and a rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync_dir(path.parent)
+
+
+def save(folder: Path, state: dict, step: int, keep: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"step-{step:07d}.pt"
+    atomic_save({"format": FORMAT, **state}, path)
+    for old in list_checkpoints(folder)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def list_checkpoints(folder: Path) -> list[Path]:
+    """Checkpoint files, oldest first."""
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def load(path: Path, map_location="cpu") -> dict:
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        raise UserError(f"{path} is not a ganforge checkpoint that loads safely ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:200] if str(e) else 'unreadable'})") from None
+    if not isinstance(state, dict) or "format" not in state:
+        raise UserError(f"{path} is not a ganforge checkpoint (no format field)")
+    if state["format"] > FORMAT:
+        raise UserError(f"{path} was written by a newer ganforge (checkpoint format {state['format']}, "
+                        f"this version reads up to {FORMAT}); upgrade ganforge")
+    return state
+
+
+def latest(folder: Path, map_location="cpu") -> Optional[tuple[Path, dict]]:
+    """The newest checkpoint that loads, or None."""
+    for p in reversed(list_checkpoints(folder)):
+        try:
+            return p, load(p, map_location)
+        except UserError:
+            continue
+    return None
+
+
+def atomic_write_bytes(data: bytes, path: Path) -> None:
+    """Write a small file so that readers see the old or the new whole file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

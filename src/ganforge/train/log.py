@@ -1,0 +1,110 @@
+"""The run's numbers: metrics.jsonl lines and the progress display.
+
+metrics.jsonl holds one JSON object per logged step. When a run resumes from
+a checkpoint at step s, lines after s are dropped (they will be written
+again, identically), so an interrupted and resumed run leaves the same
+values as one that never stopped. Wall-clock fields (``time``, ``img_s``)
+are the only ones that differ.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+WALL_CLOCK_KEYS = ("time", "img_s")
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """Every whole line of a metrics.jsonl (a torn last line is ignored)."""
+    out = []
+    if not path.exists():
+        return out
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
+
+
+class MetricsLog:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def truncate_after(self, step: int) -> None:
+        """Keep only lines with step <= ``step`` (written atomically)."""
+        keep = [r for r in read_metrics(self.path) if r.get("step", 0) <= step]
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
+        os.replace(tmp, self.path)
+
+    def write(self, record: dict) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record, allow_nan=True) + "\n")
+
+
+def _fmt_time(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "--:--"
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+class Progress:
+    """A one-line bar on a terminal, or a plain line every few seconds elsewhere."""
+
+    def __init__(self, total: int, mode: str = "auto", stream=None, every_s: float = 5.0):
+        self.total, self.stream = total, stream or sys.stderr
+        if mode == "auto":
+            mode = "bar" if getattr(self.stream, "isatty", lambda: False)() else "lines"
+        self.mode, self.every_s = mode, every_s
+        self._last_line = 0.0
+        self._t0: Optional[float] = None
+        self._s0 = 0
+
+    def start(self, step: int) -> None:
+        self._t0, self._s0 = time.time(), step
+
+    def text(self, step: int, s: dict) -> str:
+        done = step - self._s0
+        elapsed = time.time() - (self._t0 or time.time())
+        eta = (self.total - step) * elapsed / done if done > 0 else float("inf")
+        pct = step / self.total
+        bar = "#" * int(pct * 20) + "-" * (20 - int(pct * 20))
+        width = len(str(self.total))
+        return (f"step {step:>{width}}/{self.total} [{bar}] {pct:4.0%} | {s.get('img_s', 0):6.0f} img/s | "
+                f"D {s.get('loss_d', float('nan')):.3f} G {s.get('loss_g', float('nan')):.3f} | "
+                f"D(x) {s.get('d_real', float('nan')):.3f} D(G(z)) {s.get('d_fake', float('nan')):.3f} | "
+                f"ETA {_fmt_time(eta)}")
+
+    def update(self, step: int, stats: dict, force: bool = False) -> None:
+        if self.mode == "off":
+            return
+        line = self.text(step, stats)
+        if self.mode == "bar":
+            self.stream.write("\r" + line)
+            self.stream.flush()
+        elif force or time.time() - self._last_line >= self.every_s:
+            self._last_line = time.time()
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.mode == "bar":
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def say(self, message: str) -> None:
+        if self.mode == "off":
+            return
+        if self.mode == "bar":
+            self.stream.write("\r\033[K")
+        self.stream.write(message + "\n")
+        self.stream.flush()

@@ -1,0 +1,260 @@
+"""The training loop: one run from its config to its last checkpoint.
+
+Each iteration is one call of the game's ``step`` (D phase x d_steps, then
+the G phase), one EMA update, and, at their intervals, a metrics line, an
+evaluation, fixed-z samples and a checkpoint. Everything that shapes the
+numbers (weights, optimizer moments, EMA, RNG counters, the running sums of
+the current log interval) is in the checkpoint, so a run killed at any
+moment and resumed from its last checkpoint writes the same metrics and
+ends with the same weights, bit for bit on the CPU. Ctrl-C stops after the
+current step and writes a checkpoint first.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..config import Config
+from ..data import load_dataset
+from ..data.batches import Batches
+from ..errors import UserError
+from ..games.gan import GANGame, Regularizer
+from ..losses import LOSSES
+from ..metrics.modes import mode_metrics
+from ..nets import FAMILIES, build_nets
+from ..rng import Stream, derive
+from ..viz.grid import grid, png_bytes
+from ..viz.scatter import toy_png
+from . import checkpoint
+from .ema import EMA
+from .log import MetricsLog, Progress
+from .precision import Precision
+from .setup import lr_factor, make_optimizer, pick_device
+from .tb import EventWriter
+
+
+class Trainer:
+    def __init__(self, cfg: Config, run_dir: Path, progress: Optional[Progress] = None):
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.device = pick_device(cfg.device)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.precision = Precision(cfg.precision, self.device)
+        self.data = load_dataset(cfg.data)
+        family = FAMILIES[cfg.model.name]
+        pack = getattr(cfg.model.arch, "pack", 1)
+        if cfg.batch_size % pack:
+            raise UserError(f"batch_size={cfg.batch_size} must be a multiple of model.pack={pack}")
+        torch.manual_seed(derive(cfg.seed, "init"))
+        G, D = build_nets(cfg.model, self.data.shape)
+        self.G, self.D = G.to(self.device), D.to(self.device)
+        if family.convolutional and cfg.channels_last:
+            self.G.to(memory_format=torch.channels_last)
+            self.D.to(memory_format=torch.channels_last)
+        self.opt_g = make_optimizer(self.G.parameters(), cfg.optim.g)
+        self.opt_d = make_optimizer(self.D.parameters(), cfg.optim.d)
+        self.ema = EMA(self.G, cfg.ema.half_life_kimg, cfg.ema.rampup) if cfg.ema.enabled else None
+        self.batches = Batches(self.data, cfg.batch_size, cfg.seed, self.device)
+        self.z_stream = Stream(cfg.seed, "z", self.device)
+        self.aux_stream = Stream(cfg.seed, "aux", self.device)
+        reg = Regularizer(cfg.penalty.name, cfg.penalty.weight or 0.0, cfg.penalty.every)
+        self.game = GANGame(self.G, self.D, LOSSES[cfg.loss], reg, cfg.clip or 0.0, self.opt_g, self.opt_d,
+                            self.batches, self.z_stream, self.aux_stream, cfg.d_steps, cfg.batch_size, self.precision)
+        n_fixed = cfg.log.n_samples or (64 if self.data.kind == "image" else 1000)
+        self.fixed_z = torch.randn(n_fixed, cfg.model.z_dim, generator=Stream(cfg.seed, "fixed-z").next()).to(self.device)
+        self.step, self.images, self.train_time = 0, 0, 0.0
+        self.acc: dict = {}
+        self.acc_n = 0
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        self.progress = progress or Progress(cfg.steps, cfg.log.progress)
+        self.tb = None
+        self._stop = False
+
+    # ------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        s = {
+            "step": self.step, "images": self.images, "time": self.train_time,
+            "G": self.G.state_dict(), "D": self.D.state_dict(),
+            "G_ema": self.ema.module.state_dict() if self.ema else None,
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "batches": self.batches.state_dict(), "z": self.z_stream.state_dict(),
+            "aux": self.aux_stream.state_dict(), "game": self.game.state_dict(),
+            "precision": self.precision.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "acc": {k: v.detach().cpu() for k, v in self.acc.items()}, "acc_n": self.acc_n,
+            "shape": list(self.data.shape), "config": self.cfg.to_dict(), "version": __version__,
+        }
+        if self.device.type == "cuda":
+            s["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return s
+
+    def load_state_dict(self, s: dict) -> None:
+        try:
+            self.G.load_state_dict(s["G"])
+            self.D.load_state_dict(s["D"])
+            if self.ema and s.get("G_ema") is not None:
+                self.ema.module.load_state_dict(s["G_ema"])
+        except RuntimeError as e:
+            raise UserError(f"the checkpoint's weights do not fit this model ({str(e).splitlines()[0][:160]})") from None
+        self.opt_g.load_state_dict(s["opt_g"])
+        self.opt_d.load_state_dict(s["opt_d"])
+        self.batches.load_state_dict(s["batches"])
+        self.z_stream.load_state_dict(s["z"])
+        self.aux_stream.load_state_dict(s["aux"])
+        self.game.load_state_dict(s["game"])
+        self.precision.load_state_dict(s.get("precision", {}))
+        torch.set_rng_state(s["torch_rng"])
+        if self.device.type == "cuda" and "cuda_rng" in s:
+            torch.cuda.set_rng_state(s["cuda_rng"], self.device)
+        self.acc = {k: v.to(self.device) for k, v in s["acc"].items()}
+        self.acc_n = int(s["acc_n"])
+        self.step, self.images, self.train_time = int(s["step"]), int(s["images"]), float(s["time"])
+
+    def resume_from_checkpoint(self) -> bool:
+        found = checkpoint.latest(self.run_dir / "checkpoints", map_location=self.device)
+        if found is None:
+            return False
+        self.load_state_dict(found[1])
+        return True
+
+    # ------------------------------------------------------------ outputs
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, ema: bool = True) -> torch.Tensor:
+        net = self.ema.module if (ema and self.ema) else self.G
+        was = net.training
+        net.eval()
+        try:
+            with self.precision.autocast():
+                return torch.cat([net(c).float() for c in z.split(256)])
+        finally:
+            net.train(was)
+
+    def write_samples(self) -> None:
+        folder = self.run_dir / "samples"
+        folder.mkdir(exist_ok=True)
+        x = self.generate(self.fixed_z)
+        stem = folder / f"step-{self.step:07d}"
+        if self.data.kind == "image":
+            png = png_bytes(grid(x))
+            np.savez_compressed(str(stem) + ".npz", x=x.cpu().numpy().astype(np.float16))
+        else:
+            png = toy_png(x, self.data.x[: len(x)], f"step {self.step}")
+            np.savez_compressed(str(stem) + ".npz", x=x.cpu().numpy())
+        checkpoint.atomic_write_bytes(png, stem.with_suffix(".png"))
+        if self.tb is not None:
+            from PIL import Image
+            import io
+            im = Image.open(io.BytesIO(png))
+            self.tb.image(self.step, "samples", png, im.height, im.width, len(im.getbands()))
+
+    def evaluate(self) -> dict:
+        if self.data.density is None:
+            return {}
+        z = torch.randn(self.cfg.eval.n, self.cfg.model.z_dim,
+                        generator=Stream(self.cfg.eval.seed, "eval-z").next()).to(self.device)
+        m = mode_metrics(self.generate(z), self.data.density.means, self.data.density.std)
+        return {"modes": m["modes"], "hq": m["hq"], "kl": m["kl"]}
+
+    def grad_norms(self) -> dict:
+        out = {}
+        for key, net in (("grad_g", self.G), ("grad_d", self.D)):
+            grads = [p.grad.detach().float().norm() for p in net.parameters() if p.grad is not None]
+            out[key] = float(torch.stack(grads).norm()) if grads else 0.0
+        return out
+
+    def log_line(self, img_s: float) -> dict:
+        n = max(self.acc_n, 1)
+        rec = {"step": self.step, "kimg": round(self.images / 1000, 3), "time": round(self.train_time, 3),
+               "img_s": round(img_s, 1)}
+        rec.update({k: float(v / n) for k, v in self.acc.items()})
+        rec.update(self.grad_norms())
+        rec["lr_g"] = self.opt_g.param_groups[0]["lr"]
+        rec["lr_d"] = self.opt_d.param_groups[0]["lr"]
+        if self.ema:
+            rec["ema_beta"] = self.ema.beta(self.cfg.batch_size, self.images)
+        return rec
+
+    # ------------------------------------------------------------ loop
+    def set_lr(self) -> None:
+        o = self.cfg.optim
+        if o.schedule == "constant":
+            return
+        f = lr_factor(o.schedule, self.step, self.cfg.steps, o.decay_start, o.final_lr)
+        for opt, c in ((self.opt_g, o.g), (self.opt_d, o.d)):
+            for group in opt.param_groups:
+                group["lr"] = c.lr * f
+
+    def _on_sigint(self, signum, frame):
+        if self._stop:
+            raise KeyboardInterrupt
+        self._stop = True
+
+    def run(self) -> dict:
+        cfg = self.cfg
+        self.run_dir.joinpath("checkpoints").mkdir(parents=True, exist_ok=True)
+        self.metrics.truncate_after(self.step)
+        if cfg.log.tb:
+            self.tb = EventWriter(self.run_dir / "tb")
+            self.tb.session_start(self.step)
+        old = None
+        if threading.current_thread() is threading.main_thread():
+            old = signal.signal(signal.SIGINT, self._on_sigint)
+        self.progress.start(self.step)
+        last: dict = {}
+        try:
+            if self.step == 0:
+                self.write_samples()
+            t_mark, img_mark = time.time(), self.images
+            while self.step < cfg.steps and not self._stop:
+                t0 = time.time()
+                self.set_lr()
+                stats = self.game.step()
+                self.step += 1
+                self.images += cfg.batch_size
+                if self.ema:
+                    self.ema.update(cfg.batch_size, self.images)
+                for k, v in stats.items():
+                    self.acc[k] = self.acc.get(k, 0) + v
+                self.acc_n += 1
+                self.train_time += time.time() - t0
+                final = self.step == cfg.steps
+                if self.step % cfg.log.every == 0 or final:
+                    now = time.time()
+                    rec = self.log_line((self.images - img_mark) / max(now - t_mark, 1e-9))
+                    t_mark, img_mark = now, self.images
+                    if (cfg.eval.every and self.step % cfg.eval.every == 0) or final:
+                        rec.update(self.evaluate())
+                    self.metrics.write(rec)
+                    if self.tb is not None:
+                        self.tb.scalars(self.step, {k: v for k, v in rec.items()
+                                                    if k != "step" and isinstance(v, (int, float))})
+                    self.acc, self.acc_n, last = {}, 0, rec
+                    self.progress.update(self.step, rec, force=final)
+                if self.step % cfg.log.samples_every == 0 or final:
+                    self.write_samples()
+                if self.step % cfg.log.checkpoint_every == 0 or final:
+                    checkpoint.save(self.run_dir / "checkpoints", self.state_dict(), self.step, cfg.log.keep)
+            if self._stop and self.step < cfg.steps:
+                checkpoint.save(self.run_dir / "checkpoints", self.state_dict(), self.step, cfg.log.keep)
+        finally:
+            if old is not None:
+                signal.signal(signal.SIGINT, old)
+            self.progress.close()
+            if self.tb is not None:
+                self.tb.close()
+        return {"run": str(self.run_dir), "step": self.step, "stopped": self._stop and self.step < cfg.steps,
+                "last": last}
+
+
+def write_run_info(trainer: Trainer) -> None:
+    info = {"version": __version__, "shape": list(trainer.data.shape), "kind": trainer.data.kind,
+            "classes": trainer.data.classes, "data": trainer.cfg.data.name, "n_data": len(trainer.data)}
+    (trainer.run_dir / "run.json").write_text(json.dumps(info, indent=1) + "\n")

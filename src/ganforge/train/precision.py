@@ -1,0 +1,78 @@
+"""Numeric precision: fp32, or bf16/fp16 autocast over fp32 master weights.
+
+``auto`` picks bf16 where the hardware is fast at it (CUDA GPUs that support
+bf16; CPUs with AMX tiles, where bf16 matrix products run several times
+faster than fp32) and fp32 elsewhere: on a CPU with AVX512-BF16 alone,
+bf16 matmuls measured slower than fp32, so auto keeps fp32 there.
+fp16 uses a gradient scaler per optimizer (Micikevicius et al. 2018) and
+needs CUDA. Losses and penalties are computed in fp32 from the nets' outputs.
+"""
+from __future__ import annotations
+
+import contextlib
+from functools import lru_cache
+
+import torch
+
+from ..errors import UserError
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@lru_cache(maxsize=None)
+def cpu_flags() -> frozenset:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def fast_bf16(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and {"amx_bf16", "amx_tile"} <= cpu_flags()
+
+
+def resolve(precision: str, device: torch.device) -> str:
+    if precision == "auto":
+        return "bf16" if fast_bf16(device) else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise UserError("precision=fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
+    return precision
+
+
+class Precision:
+    def __init__(self, mode: str, device: torch.device):
+        self.mode, self.device = mode, device
+        self.scalers = {}
+        if mode == "fp16":
+            self.scalers = {k: torch.amp.GradScaler("cuda") for k in ("g", "d")}
+
+    def autocast(self):
+        if self.mode == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=DTYPES[self.mode])
+
+    def backward_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer, which: str) -> None:
+        """zero_grad, backward and step for the optimizer of net ``which``."""
+        opt.zero_grad(set_to_none=True)
+        scaler = self.scalers.get(which)
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+
+    def state_dict(self) -> dict:
+        return {k: s.state_dict() for k, s in self.scalers.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, s in self.scalers.items():
+            if k in state:
+                s.load_state_dict(state[k])

@@ -1,0 +1,144 @@
+"""Run folders: create a new one, or reopen one to resume it.
+
+``runs/<name>/`` holds config.yaml (the resolved config), run.json (what the
+data looked like), metrics.jsonl, samples/, checkpoints/ and tb/. A new run
+never writes into an existing folder: an unnamed run takes the next free
+``<data>-<model>[-N]``; a named one that exists is refused unless resuming.
+Resuming refuses a config that differs from the saved one except in the
+keys that do not change the numbers already computed (steps, log, eval,
+device, threads), as Mimicry's trainer does.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Optional
+
+import yaml
+
+from .. import __version__
+from ..config import Config, dump, from_dict, raw_from, build, read_yaml
+from ..errors import UserError
+from ..losses import LOSSES
+from ..penalties import DEFAULT_WEIGHT
+from . import checkpoint, precision
+from .setup import pick_device
+
+CHANGEABLE_ON_RESUME = ("steps", "log.", "eval.", "device", "threads", "resume", "name")
+
+
+def resolve(cfg: Config) -> Config:
+    """Replace every 'auto'/null default with the concrete value it stands for."""
+    cfg = copy.deepcopy(cfg)
+    loss = LOSSES[cfg.loss]
+    if cfg.penalty.name == "auto":
+        cfg.penalty.name = loss.penalty
+    if cfg.penalty.name != "none" and cfg.penalty.weight is None:
+        cfg.penalty.weight = DEFAULT_WEIGHT[cfg.penalty.name]
+    if cfg.clip is None:
+        cfg.clip = loss.clip or 0.0
+    cfg.precision = precision.resolve(cfg.precision, pick_device(cfg.device))
+    return cfg
+
+
+def default_name(cfg: Config) -> str:
+    data = cfg.data.name
+    if ":" in data:
+        data = Path(data.split(":", 1)[1].rstrip("/")).name or data.split(":", 1)[0]
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{data}-{cfg.model.name}").strip("-.") or "run"
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def check_resumable(saved: Config, wanted: Config, run_dir: Path) -> None:
+    a, b = _flat(saved.to_dict()), _flat(wanted.to_dict())
+    changed = [k for k in sorted(set(a) | set(b))
+               if a.get(k) != b.get(k) and not k.startswith(CHANGEABLE_ON_RESUME)]
+    if changed:
+        k = changed[0]
+        more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+        raise UserError(f"cannot resume {run_dir} with a changed config: {k} was {a.get(k)!r}, now {b.get(k)!r}{more}; "
+                        f"only steps, log.*, eval.*, device and threads may change")
+
+
+def write_config(cfg: Config, run_dir: Path) -> None:
+    header = f"# ganforge {__version__}: the resolved config of run {run_dir.name}\n"
+    checkpoint.atomic_write_bytes(dump(cfg, header).encode(), run_dir / "config.yaml")
+
+
+def _saved_config(run_dir: Path) -> tuple[dict, Config]:
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not a ganforge run folder (no config.yaml)")
+    raw = read_yaml(path)
+    return raw, from_dict(raw)
+
+
+def open_run(preset: Optional[str], overrides: tuple, out: Path, resume: Optional[Path] = None):
+    """(config, run folder, resuming?) for a train command; creates a new folder."""
+    out = Path(out)
+    if resume is None:
+        cfg = build(raw_from(preset, overrides))
+        if cfg.resume:
+            target = out / (cfg.name or default_name(cfg))
+            if (target / "config.yaml").is_file():
+                resume = target
+        if resume is None:
+            return _new_run(resolve(cfg), out) + (False,)
+    run_dir = Path(resume)
+    if not run_dir.is_dir():
+        raise UserError(f"cannot resume {run_dir}: no such run folder")
+    raw, saved = _saved_config(run_dir)
+    wanted = build(raw_from(preset, overrides, base=None if preset else _as_raw(raw)))
+    wanted = resolve(wanted)
+    wanted.name = run_dir.name
+    check_resumable(saved, wanted, run_dir)
+    write_config(wanted, run_dir)
+    return wanted, run_dir, True
+
+
+def _as_raw(saved: dict) -> dict:
+    raw: dict = {}
+    for k, v in saved.items():
+        raw[k] = copy.deepcopy(v)
+    return raw
+
+
+def _new_run(cfg: Config, out: Path) -> tuple[Config, Path]:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder")
+    if cfg.name:
+        if "/" in cfg.name or cfg.name in (".", ".."):
+            raise UserError(f"name={cfg.name!r} must be a plain folder name (no '/')")
+        run_dir = out / cfg.name
+        if run_dir.exists():
+            raise UserError(f"run folder {run_dir} exists; add --resume {run_dir} to continue it, or choose another name=")
+    else:
+        base = default_name(cfg)
+        run_dir, i = out / base, 1
+        while run_dir.exists():
+            run_dir, i = out / f"{base}-{i}", i + 1
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        run_dir.mkdir()
+    except FileExistsError:
+        raise UserError(f"run folder {run_dir} appeared while starting; choose another name=") from None
+    except OSError as e:
+        raise UserError(f"cannot create run folder {run_dir}: {e.strerror or e}") from None
+    cfg = copy.deepcopy(cfg)
+    cfg.name = run_dir.name
+    write_config(cfg, run_dir)
+    return cfg, run_dir
+
+
+def load_saved_config(run_dir: Path) -> Config:
+    return _saved_config(Path(run_dir))[1]
