@@ -32,6 +32,13 @@ def test_yaml_quirk_1e_minus_4_is_a_float(tmp_path):
     assert load_config(str(p)).optim.g.lr == 1e-4
 
 
+def test_changing_the_penalty_drops_its_weight():
+    assert load_config("toy-grid").penalty.weight == 0.1
+    cfg = load_config("toy-grid", ["penalty=gp"])
+    assert cfg.penalty.name == "gp" and cfg.penalty.weight is None     # resolved to gp's own 10 later
+    assert load_config("toy-grid", ["penalty=r1"]).penalty.weight == 0.1   # same name: kept
+
+
 def test_section_shorthand_and_family_switch():
     cfg = load_config(None, ["model=mlp", "data=ring", "penalty=r1"])
     assert cfg.model.name == "mlp" and cfg.data.name == "ring" and cfg.penalty.name == "r1"

@@ -19,8 +19,8 @@ from .errors import UserError
 from .nets import FAMILIES, build_nets
 from .rng import Stream
 from .train import checkpoint
-from .train.log import Progress, read_metrics
-from .train.run import load_saved_config, open_run
+from .train.log import read_metrics
+from .train.run import load_saved_config, start
 from .train.setup import pick_device
 
 
@@ -34,23 +34,21 @@ def _overrides(kwargs: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def train(config: Optional[str] = None, out: Union[str, Path] = "runs", resume: Union[str, Path, None] = None,
+def train(config: Optional[str] = None, out: Union[str, Path] = "runs", resume: Union[str, Path, bool, None] = None,
           progress: str = "auto", **overrides) -> "Run":
     """Train a run and return its handle.
 
     ``config`` is a preset name or YAML path (None: the main job's defaults);
     ``overrides`` are config keys, nested dicts or dotted strings via
-    ``**{"optim.g.lr": 1e-4}``.
+    ``**{"optim.g.lr": 1e-4}``. ``resume`` is a run folder to continue, or
+    True to continue the named run if it exists (as ``resume=true``).
     """
-    from .train.loop import Trainer, write_run_info
-    cfg, run_dir, resuming = open_run(config, tuple(_overrides(overrides)), Path(out),
-                                      Path(resume) if resume else None)
-    trainer = Trainer(cfg, run_dir, Progress(cfg.steps, progress if progress != "auto" else cfg.log.progress))
-    if resuming:
-        trainer.resume_from_checkpoint()
-    write_run_info(trainer)
+    if isinstance(resume, bool):                       # resume=True: the named run, if it exists
+        overrides["resume"], resume = resume, None
+    trainer, _ = start(config, tuple(_overrides(overrides)), Path(out), Path(resume) if resume else None,
+                       progress=None if progress == "auto" else progress)
     trainer.run()
-    return load_run(run_dir)
+    return load_run(trainer.run_dir)
 
 
 class Run:

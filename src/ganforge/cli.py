@@ -36,19 +36,16 @@ def _split_args(items: list[str]) -> tuple[str | None, list[str]]:
 
 
 def cmd_train(a) -> int:
-    from .train.loop import Trainer, write_run_info
-    from .train.run import open_run
+    from .train.run import start
     preset, overrides = _split_args(a.items)
-    cfg, run_dir, resuming = open_run(preset, tuple(overrides), Path(a.out), Path(a.resume) if a.resume else None)
-    trainer = Trainer(cfg, run_dir)
+    trainer, resuming = start(preset, tuple(overrides), Path(a.out), Path(a.resume) if a.resume else None)
+    cfg, run_dir = trainer.cfg, trainer.run_dir
     if resuming:
-        found = trainer.resume_from_checkpoint()
-        trainer.progress.say(f"resuming {run_dir} from step {trainer.step}" if found
+        trainer.progress.say(f"resuming {run_dir} from step {trainer.step}" if trainer.resumed
                              else f"{run_dir} has no checkpoint yet: starting it from step 0")
     else:
         trainer.progress.say(f"run {run_dir}: {cfg.model.name} on {cfg.data.name} ({len(trainer.data)} samples), "
                              f"loss {cfg.loss}, {cfg.steps} steps, {trainer.device} {cfg.precision}")
-    write_run_info(trainer)
     result = trainer.run()
     if result["stopped"]:
         print(f"stopped at step {result['step']}; checkpoint written. Continue with: ganforge train --resume {run_dir}",

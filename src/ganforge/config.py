@@ -10,7 +10,7 @@ A section with a ``name`` accepts a bare value: ``data=ring`` sets
 ``penalty.name``. The model section is open: beyond its common keys it takes
 the options of the chosen family (``model.g_width`` for dcgan,
 ``model.hidden`` for mlp); changing the family drops the old family's
-options. Mistakes raise :class:`~ganforge.errors.UserError` with one line.
+options, and changing the penalty drops the old penalty's weight. Mistakes raise :class:`~ganforge.errors.UserError` with one line.
 """
 from __future__ import annotations
 
@@ -228,12 +228,11 @@ def _set(raw: dict, dotted: str, value: Any, where: str) -> None:
             continue
         if not last:
             raise UserError(f"{'.'.join(parts[:i + 1])} is a value, not a section (in {where})")
-        if cls is ModelConfig and part == "name":
-            old = node.get("name")
-            if old is not None and old != value:
-                common = {f.name for f in dataclasses.fields(ModelConfig)}
-                for k in [k for k in node if k not in common]:
-                    del node[k]
+        if part == "name" and cls in (ModelConfig, PenaltyConfig) and node.get("name", value) != value:
+            # options of the old family / weight of the old penalty do not carry over
+            keep = {f.name for f in dataclasses.fields(ModelConfig)} if cls is ModelConfig else {"every"}
+            for k in [k for k in node if k not in keep]:
+                del node[k]
         node[part] = value
         return
 

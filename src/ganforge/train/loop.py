@@ -42,7 +42,8 @@ from .tb import EventWriter
 
 
 class Trainer:
-    def __init__(self, cfg: Config, run_dir: Path, progress: Optional[Progress] = None):
+    def __init__(self, cfg: Config, run_dir: Path, progress=None):
+        """``progress``: a Progress, a mode name ('bar', 'lines', 'off'), or None for the config's."""
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.device = pick_device(cfg.device)
         if cfg.threads:
@@ -74,7 +75,8 @@ class Trainer:
         self.acc: dict = {}
         self.acc_n = 0
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
-        self.progress = progress or Progress(cfg.steps, cfg.log.progress)
+        self.progress = progress if isinstance(progress, Progress) else Progress(cfg.steps, progress or cfg.log.progress)
+        self.resumed = False
         self.tb = None
         self._stop = False
 

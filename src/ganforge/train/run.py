@@ -34,6 +34,9 @@ def resolve(cfg: Config) -> Config:
     loss = LOSSES[cfg.loss]
     if cfg.penalty.name == "auto":
         cfg.penalty.name = loss.penalty
+    if loss.penalty != "none" and cfg.penalty.name != loss.penalty:
+        raise UserError(f"loss={cfg.loss} includes penalty {loss.penalty}, but the config sets penalty.name="
+                        f"{cfg.penalty.name}: add penalty={loss.penalty}, or use loss=wasserstein with your penalty")
     if cfg.penalty.name != "none" and cfg.penalty.weight is None:
         cfg.penalty.weight = DEFAULT_WEIGHT[cfg.penalty.name]
     if cfg.clip is None:
@@ -83,8 +86,8 @@ def _saved_config(run_dir: Path) -> tuple[dict, Config]:
     return raw, from_dict(raw)
 
 
-def open_run(preset: Optional[str], overrides: tuple, out: Path, resume: Optional[Path] = None):
-    """(config, run folder, resuming?) for a train command; creates a new folder."""
+def plan_run(preset: Optional[str], overrides: tuple, out: Path, resume: Optional[Path] = None):
+    """(config, run folder, resuming?) for a train command; writes nothing."""
     out = Path(out)
     if resume is None:
         cfg = build(raw_from(preset, overrides))
@@ -102,7 +105,6 @@ def open_run(preset: Optional[str], overrides: tuple, out: Path, resume: Optiona
     wanted = resolve(wanted)
     wanted.name = run_dir.name
     check_resumable(saved, wanted, run_dir)
-    write_config(wanted, run_dir)
     return wanted, run_dir, True
 
 
@@ -127,18 +129,34 @@ def _new_run(cfg: Config, out: Path) -> tuple[Config, Path]:
         run_dir, i = out / base, 1
         while run_dir.exists():
             run_dir, i = out / f"{base}-{i}", i + 1
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        run_dir.mkdir()
-    except FileExistsError:
-        raise UserError(f"run folder {run_dir} appeared while starting; choose another name=") from None
-    except OSError as e:
-        raise UserError(f"cannot create run folder {run_dir}: {e.strerror or e}") from None
     cfg = copy.deepcopy(cfg)
     cfg.name = run_dir.name
-    write_config(cfg, run_dir)
     return cfg, run_dir
+
+
+def create_run(cfg: Config, run_dir: Path, resuming: bool) -> None:
+    """Make the folder of a new run (never an existing one) and write its config."""
+    if not resuming:
+        try:
+            run_dir.parent.mkdir(parents=True, exist_ok=True)
+            run_dir.mkdir()
+        except FileExistsError:
+            raise UserError(f"run folder {run_dir} appeared while starting; choose another name=") from None
+        except OSError as e:
+            raise UserError(f"cannot create run folder {run_dir}: {e.strerror or e}") from None
+    write_config(cfg, run_dir)
 
 
 def load_saved_config(run_dir: Path) -> Config:
     return _saved_config(Path(run_dir))[1]
+
+
+def start(preset: Optional[str], overrides: tuple, out: Path, resume: Optional[Path] = None, progress=None):
+    """A trainer ready to run: config checked, data and nets built, then the folder made or reopened."""
+    from .loop import Trainer, write_run_info
+    cfg, run_dir, resuming = plan_run(preset, overrides, out, resume)
+    trainer = Trainer(cfg, run_dir, progress)
+    create_run(cfg, run_dir, resuming)
+    trainer.resumed = resuming and trainer.resume_from_checkpoint()
+    write_run_info(trainer)
+    return trainer, resuming

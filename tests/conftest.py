@@ -1,0 +1,51 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganforge.train.log import WALL_CLOCK_KEYS, read_metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ganforge_cmd(*args):
+    return [sys.executable, "-m", "ganforge", *map(str, args)]
+
+
+def run_cli(*args, cwd=None, timeout=300):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run(ganforge_cmd(*args), cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def numbers(run_dir):
+    """metrics.jsonl without the wall-clock fields."""
+    return [{k: v for k, v in r.items() if k not in WALL_CLOCK_KEYS} for r in read_metrics(Path(run_dir) / "metrics.jsonl")]
+
+
+def final_state(run_dir):
+    ckpts = sorted((Path(run_dir) / "checkpoints").glob("step-*.pt"))
+    return torch.load(ckpts[-1], weights_only=True)
+
+
+def assert_same_tensors(a, b, path="state"):
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), path
+    elif isinstance(a, dict):
+        assert set(a) == set(b), path
+        for k in a:
+            assert_same_tensors(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_tensors(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, f"{path}: {a!r} != {b!r}"
+
+
+@pytest.fixture
+def tiny_dcgan():
+    """Overrides for a DCGAN small enough to train in seconds on the CPU."""
+    return ["model.g_width=8", "model.d_width=8", "model.z_dim=16", "batch_size=16", "log.progress=off"]

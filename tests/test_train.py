@@ -1,0 +1,167 @@
+"""Training end to end: files, determinism, exact resume after SIGKILL, Ctrl-C."""
+import json
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import ganforge
+from ganforge.errors import UserError
+
+from conftest import assert_same_tensors, final_state, ganforge_cmd, numbers, run_cli
+
+STATE_KEYS = ("G", "D", "G_ema", "opt_g", "opt_d", "batches", "z", "aux", "game", "torch_rng", "step", "images")
+
+
+def test_toy_run_end_to_end(tmp_path):
+    run = ganforge.train("toy-ring", out=tmp_path, steps=300, progress="off",
+                         log={"every": 50, "samples_every": 100, "checkpoint_every": 100}, eval={"every": 150})
+    d = run.path
+    assert d == tmp_path / "ring-mlp"
+    for f in ("config.yaml", "run.json", "metrics.jsonl"):
+        assert (d / f).is_file()
+    lines = numbers(d)
+    assert [r["step"] for r in lines] == [50, 100, 150, 200, 250, 300]
+    for key in ("loss_d", "loss_g", "d_real", "d_fake", "grad_g", "grad_d", "lr_g", "lr_d", "kimg", "penalty"):
+        assert key in lines[-1], key
+    assert "modes" in lines[2] and "modes" in lines[-1] and "modes" not in lines[0]
+    assert sorted(p.name for p in (d / "samples").glob("*.png")) == [f"step-{s:07d}.png" for s in (0, 100, 200, 300)]
+    assert len(list((d / "checkpoints").glob("step-*.pt"))) == 3
+    assert list((d / "tb").glob("events.out.tfevents.*"))
+    x = run.sample(500, seed=1)
+    assert x.shape == (500, 2) and torch.equal(x, run.sample(500, seed=1))
+    assert not torch.equal(x, run.sample(500, seed=2))
+    assert run.config.model.name == "mlp" and run.step == 300
+
+
+def test_same_seed_same_numbers(tmp_path, tiny_dcgan):
+    args = ["steps=12", "log.every=4", "log.checkpoint_every=12", "log.samples_every=12"] + tiny_dcgan
+    kw = dict(out=tmp_path, progress="off")
+    a = ganforge.train(None, name="a", **_kw(args), **kw)
+    b = ganforge.train(None, name="b", **_kw(args), **kw)
+    assert numbers(a.path) == numbers(b.path)
+    sa, sb = final_state(a.path), final_state(b.path)
+    for k in STATE_KEYS:
+        assert_same_tensors(sa[k], sb[k], k)
+    c = ganforge.train(None, name="c", seed=1, **_kw(args), **kw)
+    assert numbers(c.path) != numbers(a.path)
+
+
+def _kw(overrides):
+    return dict(o.split("=", 1) for o in overrides)
+
+
+def _kill_and_resume(tmp_path, preset, overrides, kills=2):
+    """Train once straight, once killed with SIGKILL ``kills`` times and resumed; return both run folders."""
+    straight = run_cli("train", preset, *overrides, "name=straight", "--out", tmp_path)
+    assert straight.returncode == 0, straight.stderr
+    run = tmp_path / "killed"
+    rng = random.Random(0)
+    args = ["train", preset, *overrides, "name=killed", "--out", tmp_path]
+    for i in range(kills):
+        before = sorted((run / "checkpoints").glob("step-*.pt"))
+        proc = subprocess.Popen(ganforge_cmd(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while time.time() < deadline and sorted((run / "checkpoints").glob("step-*.pt")) == before:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.2))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        args = ["train", "--resume", run]
+    steps = int(next(o for o in overrides if o.startswith("steps=")).split("=")[1])
+    assert final_state(run)["step"] < steps          # the kills really interrupted it
+    done = run_cli(*args)
+    assert done.returncode == 0, done.stderr
+    return tmp_path / "straight", run
+
+
+def test_sigkill_resume_is_bit_exact_toy(tmp_path):
+    straight, killed = _kill_and_resume(
+        tmp_path, "toy-grid",
+        ["steps=1500", "log.every=50", "log.checkpoint_every=100", "log.samples_every=500", "eval.every=500",
+         "log.progress=off"])
+    assert numbers(killed) == numbers(straight)
+    a, b = final_state(straight), final_state(killed)
+    for k in STATE_KEYS:
+        assert_same_tensors(a[k], b[k], k)
+
+
+def test_sigkill_resume_is_bit_exact_dcgan(tmp_path, tiny_dcgan):
+    straight, killed = _kill_and_resume(
+        tmp_path, "mnist-dcgan", ["steps=400", "log.every=5", "log.checkpoint_every=30", "log.samples_every=100"] + tiny_dcgan)
+    assert numbers(killed) == numbers(straight)
+    a, b = final_state(straight), final_state(killed)
+    for k in STATE_KEYS:
+        assert_same_tensors(a[k], b[k], k)
+
+
+def test_ctrl_c_writes_a_checkpoint_and_resumes(tmp_path):
+    args = ["train", "toy-ring", "steps=100000", "log.checkpoint_every=100000", "name=r", "--out", tmp_path]
+    proc = subprocess.Popen(ganforge_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    metrics = tmp_path / "r" / "metrics.jsonl"
+    while time.time() < deadline and not (metrics.exists() and metrics.stat().st_size > 0):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "ganforge train --resume" in err
+    ckpts = list((tmp_path / "r" / "checkpoints").glob("step-*.pt"))
+    assert len(ckpts) == 1
+    step = torch.load(ckpts[0], weights_only=True)["step"]
+    assert 0 < step < 100000
+    done = run_cli("train", "--resume", tmp_path / "r", f"steps={step + 20}", "log.progress=off")
+    assert done.returncode == 0, done.stderr
+    assert final_state(tmp_path / "r")["step"] == step + 20
+
+
+def test_new_run_never_reuses_a_folder(tmp_path):
+    a = ganforge.train("toy-ring", out=tmp_path, steps=5, progress="off")
+    b = ganforge.train("toy-ring", out=tmp_path, steps=5, progress="off")
+    assert (a.path.name, b.path.name) == ("ring-mlp", "ring-mlp-1")
+    with pytest.raises(UserError, match="exists; add --resume"):
+        ganforge.train("toy-ring", out=tmp_path, steps=5, name="ring-mlp", progress="off")
+
+
+def test_resume_refuses_a_changed_config_but_takes_more_steps(tmp_path):
+    ganforge.train("toy-ring", out=tmp_path, steps=20, name="r", progress="off")
+    with pytest.raises(UserError, match="cannot resume .* loss was 'nonsaturating', now 'hinge'"):
+        ganforge.train(None, out=tmp_path, resume=tmp_path / "r", loss="hinge", progress="off")
+    run = ganforge.train(None, out=tmp_path, resume=tmp_path / "r", steps=30, progress="off")
+    assert run.step == 30
+    # resume=true on the named folder does the same
+    run = ganforge.train("toy-ring", out=tmp_path, name="r", resume=True, steps=40, progress="off")
+    assert run.step == 40
+
+
+@pytest.mark.parametrize("loss,extra", [
+    ("minimax", {}), ("wasserstein", {}), ("wgan-gp", {"d_steps": 2, "penalty": "gp"}), ("least-squares", {}),
+    ("hinge", {"penalty": "r2"}), ("relativistic", {}), ("relativistic-average", {"penalty": "r1"}),
+])
+def test_every_objective_trains(tmp_path, loss, extra):
+    run = ganforge.train("toy-ring", out=tmp_path, steps=20, loss=loss, progress="off", log={"every": 10}, **extra)
+    last = run.metrics()[-1]
+    assert all(v == v for v in last.values() if isinstance(v, float))      # no NaN
+    cfg = run.config
+    if loss == "wgan-gp":
+        assert cfg.penalty.name == "gp" and cfg.penalty.weight == 10.0 and last["penalty"] > 0
+    if loss == "wasserstein":
+        assert cfg.clip == 0.01
+        assert max(p.abs().max().item() for p in run.D.parameters()) <= 0.01
+
+
+def test_wgan_gp_without_its_penalty_is_refused(tmp_path):
+    with pytest.raises(UserError, match="loss=wgan-gp includes penalty gp.*add penalty=gp"):
+        ganforge.train("toy-ring", out=tmp_path, steps=5, loss="wgan-gp", progress="off")
+
+
+def test_metrics_record_what_produced_them(tmp_path):
+    run = ganforge.train("toy-grid", out=tmp_path, steps=10, progress="off", log={"every": 5})
+    info = json.loads((run.path / "run.json").read_text())
+    assert info["shape"] == [2] and info["kind"] == "vector"
+    text = (run.path / "config.yaml").read_text()
+    assert "penalty:\n  name: r1" in text and "precision: fp32" in text      # resolved, not 'auto'
