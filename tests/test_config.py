@@ -104,3 +104,10 @@ def test_get_dotted():
     cfg = load_config()
     assert cfg.get("optim.d.lr") == cfg.optim.d.lr
     assert cfg.get("model.g_width") == 64
+
+
+def test_docs_config_page_matches_the_schema():
+    from pathlib import Path
+    from ganforge.config import key_table
+    page = (Path(__file__).parents[1] / "docs" / "config.md").read_text()
+    assert page.endswith(key_table()), "docs/config.md is stale: regenerate it with ganforge config --keys"

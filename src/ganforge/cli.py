@@ -140,7 +140,10 @@ def cmd_data(a) -> int:
 
 
 def cmd_config(a) -> int:
-    from .config import dump, load_config
+    from .config import dump, key_table, load_config
+    if a.keys:
+        sys.stdout.write(key_table())
+        return 0
     preset, overrides = _split_args(a.items)
     sys.stdout.write(dump(load_config(preset, tuple(overrides))))
     return 0
@@ -187,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("config", help="print the resolved config of a preset with overrides")
     c.add_argument("items", nargs="*", metavar="CONFIG|key=value")
+    c.add_argument("--keys", action="store_true", help="list every key with its default, range and meaning")
     c.set_defaults(fn=cmd_config)
     return p
 

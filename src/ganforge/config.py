@@ -323,3 +323,26 @@ def from_dict(d: dict) -> Config:
 def dump(cfg: Config, header: str = "") -> str:
     text = yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=False)
     return (header + text) if header else text
+
+
+def key_table() -> str:
+    """Every config key with its default, what it allows and its help, as a Markdown table."""
+    from .nets import FAMILIES
+    from .schema import describe
+
+    rows = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
+
+    def walk(cls, prefix: str, obj, label: str = "") -> None:
+        for f in dataclasses.fields(cls):
+            tp = field_type(cls, f)
+            if is_section(tp):
+                walk(tp, prefix + f.name + ".", getattr(obj, f.name))
+                continue
+            v = getattr(obj, f.name)
+            shown = "null" if v is None else str(v).lower() if isinstance(v, bool) else v
+            rows.append(f"| {label}`{prefix}{f.name}` | `{shown}` | {describe(tp, f.metadata)} | {f.metadata.get('help', '')} |")
+
+    walk(Config, "", Config())
+    for name in sorted(FAMILIES):
+        walk(FAMILIES[name].options, "model.", FAMILIES[name].options(), f"({name}) ")
+    return "\n".join(rows) + "\n"

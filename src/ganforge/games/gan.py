@@ -6,6 +6,11 @@ objective's D loss (plus its regularizer); then freeze D, draw new fakes and
 update G on the objective's G loss. G is frozen by running it under
 ``no_grad``; D is frozen by turning off its parameters' gradients, so the
 G phase computes no gradients for D's weights.
+
+When D has no batch norm, real and fake go through D as one concatenated
+batch (one forward and backward instead of two); with batch norm they stay
+separate so that each batch is normalized by its own statistics, as in
+Radford et al. 2016.
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ class GANGame:
         self.d_steps, self.batch_size, self.precision = d_steps, batch_size, precision
         self.d_count = 0                       # discriminator updates so far (for lazy regularization)
         self.last_real: Tensor | None = None
+        self.joint = not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in D.modules())
 
     def sample_z(self, n: int) -> Tensor:
         g = self.z_stream.next()
@@ -56,8 +62,10 @@ class GANGame:
         if lazy_on and reg.name == "r2":
             fake = fake.detach().requires_grad_(True)
         with self.precision.autocast():
-            out_real, out_fake = self.D(real), self.D(fake)
-        out_real, out_fake = out_real.float(), out_fake.float()
+            if self.joint:
+                out_real, out_fake = self.D(torch.cat([real, fake.to(real.dtype)])).float().chunk(2)
+            else:
+                out_real, out_fake = self.D(real).float(), self.D(fake).float()
         loss = self.loss.d(out_real, out_fake)
         pen = torch.zeros((), device=loss.device)
         if lazy_on:

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Set up and run the tests on a fresh machine (README's test command; .ci/run calls this).
+# torch is installed first and pinned so that no dependency pulls another (CUDA) build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m pip install -q torch==2.13.0
+python3 -m pip install -q -e '.[test]'
+python3 -m pytest -q "$@"
