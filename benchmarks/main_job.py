@@ -13,7 +13,6 @@ digit network replaces it.) Writes benchmarks/results/main_job.json.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import subprocess
 import sys

@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     for preset in a.presets:
         rs = [r for r in rows if r["preset"] == preset]
 
-        def ms(key, fmt):
+        def ms(key, fmt, rs=rs):
             v = [r[key] for r in rs]
             sd = statistics.stdev(v) if len(v) > 1 else 0.0
             return f"{fmt.format(statistics.mean(v))}±{fmt.format(sd)}"

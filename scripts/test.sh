@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install -q torch==2.13.0
 python3 -m pip install -q -e '.[test]'
+python3 -m ruff check -q src tests benchmarks
 python3 -m pytest -q "$@"

@@ -4,7 +4,6 @@ import random
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -62,7 +61,7 @@ def _kill_and_resume(tmp_path, preset, overrides, kills=2):
     run = tmp_path / "killed"
     rng = random.Random(0)
     args = ["train", preset, *overrides, "name=killed", "--out", tmp_path]
-    for i in range(kills):
+    for _ in range(kills):
         before = sorted((run / "checkpoints").glob("step-*.pt"))
         proc = subprocess.Popen(ganforge_cmd(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 120
@@ -165,3 +164,13 @@ def test_metrics_record_what_produced_them(tmp_path):
     assert info["shape"] == [2] and info["kind"] == "vector"
     text = (run.path / "config.yaml").read_text()
     assert "penalty:\n  name: r1" in text and "precision: fp32" in text      # resolved, not 'auto'
+
+
+def test_bf16_autocast_trains_with_r1(tmp_path, tiny_dcgan):
+    kw = dict(o.split("=", 1) for o in tiny_dcgan)
+    run = ganforge.train(None, out=tmp_path, steps=4, precision="bf16", penalty="r1", progress="off",
+                         log={"every": 2}, **kw)
+    assert run.config.precision == "bf16"
+    last = run.metrics()[-1]
+    assert last["penalty"] > 0 and all(v == v for v in last.values() if isinstance(v, float))
+    assert all(p.dtype == torch.float32 for p in run.G.parameters())      # master weights stay fp32

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Optional, Union
@@ -96,15 +97,13 @@ def load_run(path: Union[str, Path], device: str = "cpu") -> Run:
     if found is None:
         raise UserError(f"{path} has no checkpoint yet")
     _, state = found
-    torch.manual_seed(0)
-    G, D = build_nets(cfg.model, tuple(info["shape"]))
+    G, D = build_nets(cfg.model, tuple(info["shape"]))      # weights are replaced below
     dev = pick_device(device)
     try:
+        G_ema = copy.deepcopy(G) if state.get("G_ema") is not None else None
         G.load_state_dict(state["G"])
         D.load_state_dict(state["D"])
-        G_ema = None
-        if state.get("G_ema") is not None:
-            G_ema = build_nets(cfg.model, tuple(info["shape"]))[0]
+        if G_ema is not None:
             G_ema.load_state_dict(state["G_ema"])
     except RuntimeError as e:
         raise UserError(f"the checkpoint in {path} does not fit its config ({str(e).splitlines()[0][:160]})") from None

@@ -57,6 +57,9 @@ class ModelConfig:
     spectral_norm: bool = opt(False, "spectral normalization on every layer of D (Miyato et al. 2018)")
     g_spectral_norm: bool = opt(False, "spectral normalization on every layer of G")
 
+    def __post_init__(self):
+        self.arch = _family_options(self.name)()      # the family's defaults; _build replaces them
+
 
 @dataclass
 class OptimConfig:

@@ -11,15 +11,16 @@ current step and writes a checkpoint first.
 """
 from __future__ import annotations
 
+import io
 import json
 import signal
 import threading
 import time
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
+from PIL import Image
 
 from .. import __version__
 from ..config import Config
@@ -145,17 +146,16 @@ class Trainer:
         x = self.generate(self.fixed_z)
         stem = folder / f"step-{self.step:07d}"
         if self.data.kind == "image":
-            png = png_bytes(grid(x))
+            arr = grid(x)
+            png = png_bytes(arr)
             np.savez_compressed(str(stem) + ".npz", x=x.cpu().numpy().astype(np.float16))
         else:
             png = toy_png(x, self.data.x[: len(x)], f"step {self.step}")
+            arr = np.asarray(Image.open(io.BytesIO(png)))
             np.savez_compressed(str(stem) + ".npz", x=x.cpu().numpy())
         checkpoint.atomic_write_bytes(png, stem.with_suffix(".png"))
         if self.tb is not None:
-            from PIL import Image
-            import io
-            im = Image.open(io.BytesIO(png))
-            self.tb.image(self.step, "samples", png, im.height, im.width, len(im.getbands()))
+            self.tb.image(self.step, "samples", png, arr.shape[0], arr.shape[1], 1 if arr.ndim == 2 else arr.shape[2])
 
     def evaluate(self) -> dict:
         if self.data.density is None:

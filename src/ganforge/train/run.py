@@ -15,7 +15,6 @@ import re
 from pathlib import Path
 from typing import Optional
 
-import yaml
 
 from .. import __version__
 from ..config import Config, dump, from_dict, raw_from, build, read_yaml
@@ -101,18 +100,11 @@ def plan_run(preset: Optional[str], overrides: tuple, out: Path, resume: Optiona
     if not run_dir.is_dir():
         raise UserError(f"cannot resume {run_dir}: no such run folder")
     raw, saved = _saved_config(run_dir)
-    wanted = build(raw_from(preset, overrides, base=None if preset else _as_raw(raw)))
+    wanted = build(raw_from(preset, overrides, base=None if preset else raw))
     wanted = resolve(wanted)
     wanted.name = run_dir.name
     check_resumable(saved, wanted, run_dir)
     return wanted, run_dir, True
-
-
-def _as_raw(saved: dict) -> dict:
-    raw: dict = {}
-    for k, v in saved.items():
-        raw[k] = copy.deepcopy(v)
-    return raw
 
 
 def _new_run(cfg: Config, out: Path) -> tuple[Config, Path]:
