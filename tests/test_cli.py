@@ -42,9 +42,15 @@ def test_user_mistakes_exit_2_with_one_line(tmp_path, capsys, monkeypatch, argv,
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+def test_overrides_may_follow_options(tmp_path):
+    assert main(["train", "toy-ring", "--out", str(tmp_path), "steps=3", "log.progress=off"]) == 0
+    assert (tmp_path / "ring-mlp" / "checkpoints" / "step-0000003.pt").is_file()
+
+
 def test_argparse_mistakes_are_one_line_too():
-    r = run_cli("sample")
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    for argv in (["sample"], ["train", "--bogus"], ["sample", "run", "--out", "x.png", "steps=3"]):
+        r = run_cli(*argv)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, argv
 
 
 def test_sample_eval_and_no_overwrite(tmp_path, capsys):

@@ -89,7 +89,7 @@ class Progress:
             return
         line = self.text(step, stats)
         if self.mode == "bar":
-            self.stream.write("\r" + line)
+            self.stream.write("\r" + line + "\033[K")
             self.stream.flush()
         elif force or time.time() - self._last_line >= self.every_s:
             self._last_line = time.time()
