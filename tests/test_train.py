@@ -98,14 +98,15 @@ def test_sigkill_resume_is_bit_exact_dcgan(tmp_path, tiny_dcgan):
         assert_same_tensors(a[k], b[k], k)
 
 
-def test_ctrl_c_writes_a_checkpoint_and_resumes(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_writes_a_checkpoint_and_resumes(tmp_path, sig):
     args = ["train", "toy-ring", "steps=100000", "log.checkpoint_every=100000", "name=r", "--out", tmp_path]
     proc = subprocess.Popen(ganforge_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     metrics = tmp_path / "r" / "metrics.jsonl"
     while time.time() < deadline and not (metrics.exists() and metrics.stat().st_size > 0):
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "ganforge train --resume" in err

@@ -1,7 +1,8 @@
 """The ``ganforge`` command: train, sample, eval, data, config.
 
 User mistakes print one line, ``ganforge: error: ...``, and exit with code 2;
-Ctrl-C during training stops cleanly after writing a checkpoint (exit 130).
+Ctrl-C or SIGTERM during training stops cleanly after writing a checkpoint
+(exit 130).
 """
 from __future__ import annotations
 

@@ -6,8 +6,9 @@ evaluation, fixed-z samples and a checkpoint. Everything that shapes the
 numbers (weights, optimizer moments, EMA, RNG counters, the running sums of
 the current log interval) is in the checkpoint, so a run killed at any
 moment and resumed from its last checkpoint writes the same metrics and
-ends with the same weights, bit for bit on the CPU. Ctrl-C stops after the
-current step and writes a checkpoint first.
+ends with the same weights, bit for bit on the CPU. Ctrl-C (SIGINT) and
+SIGTERM (what a scheduler sends before preempting a job) stop after the
+current step and write a checkpoint first; a second Ctrl-C stops at once.
 """
 from __future__ import annotations
 
@@ -194,8 +195,8 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = c.lr * f
 
-    def _on_sigint(self, signum, frame):
-        if self._stop:
+    def _on_signal(self, signum, frame):
+        if self._stop and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self._stop = True
 
@@ -206,9 +207,9 @@ class Trainer:
         if cfg.log.tb:
             self.tb = EventWriter(self.run_dir / "tb")
             self.tb.session_start(self.step)
-        old = None
+        old = {}
         if threading.current_thread() is threading.main_thread():
-            old = signal.signal(signal.SIGINT, self._on_sigint)
+            old = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         self.progress.start(self.step)
         last: dict = {}
         try:
@@ -247,8 +248,8 @@ class Trainer:
             if self._stop and self.step < cfg.steps:
                 checkpoint.save(self.run_dir / "checkpoints", self.state_dict(), self.step, cfg.log.keep)
         finally:
-            if old is not None:
-                signal.signal(signal.SIGINT, old)
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
             self.progress.close()
             if self.tb is not None:
                 self.tb.close()
