@@ -35,7 +35,7 @@ def test_yaml_quirk_1e_minus_4_is_a_float(tmp_path):
 def test_changing_the_penalty_drops_its_weight():
     assert load_config("toy-grid").penalty.weight == 0.1
     cfg = load_config("toy-grid", ["penalty=gp"])
-    assert cfg.penalty.name == "gp" and cfg.penalty.weight is None     # resolved to gp's own 10 later
+    assert cfg.penalty.name == "gp" and cfg.penalty.weight is None and cfg.penalty.every is None  # gp's own: 10, 1
     assert load_config("toy-grid", ["penalty=r1"]).penalty.weight == 0.1   # same name: kept
 
 

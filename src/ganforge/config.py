@@ -10,7 +10,7 @@ A section with a ``name`` accepts a bare value: ``data=ring`` sets
 ``penalty.name``. The model section is open: beyond its common keys it takes
 the options of the chosen family (``model.g_width`` for dcgan,
 ``model.hidden`` for mlp); changing the family drops the old family's
-options, and changing the penalty drops the old penalty's weight. Mistakes raise :class:`~ganforge.errors.UserError` with one line.
+options, and changing the penalty drops the old penalty's weight and interval. Mistakes raise :class:`~ganforge.errors.UserError` with one line.
 """
 from __future__ import annotations
 
@@ -65,9 +65,9 @@ class ModelConfig:
 class OptimConfig:
     """One optimizer."""
     name: str = opt("adam", "optimizer", choices=("adam", "rmsprop", "sgd"))
-    lr: float = opt(2e-4, "learning rate", gt=0.0)
-    beta1: float = opt(0.5, "Adam beta1 (sgd: momentum)", min=0.0, lt=1.0)
-    beta2: float = opt(0.999, "Adam beta2 (rmsprop: alpha)", min=0.0, lt=1.0)
+    lr: float = opt(1e-3, "learning rate", gt=0.0)
+    beta1: float = opt(0.0, "Adam beta1 (sgd: momentum)", min=0.0, lt=1.0)
+    beta2: float = opt(0.99, "Adam beta2 (rmsprop: alpha)", min=0.0, lt=1.0)
     weight_decay: float = opt(0.0, "L2 weight decay", min=0.0)
 
 
@@ -85,10 +85,11 @@ class OptimPair:
 @dataclass
 class PenaltyConfig:
     """A regularizer on D: gradient penalty, R1 or R2."""
-    name: str = opt("auto", "auto (the loss's own: gp for wgan-gp, else none), none, gp, r1 or r2",
+    name: str = opt("r1", "auto (the loss's own: gp for wgan-gp, else none), none, gp, r1 or r2",
                     choices=("auto", "none", "gp", "r1", "r2"))
     weight: Optional[float] = opt(None, "lambda for gp, gamma for r1/r2; null: 10 for gp, 1 for r1/r2", min=0.0)
-    every: int = opt(1, "apply every N discriminator steps, scaled by N (lazy regularization)", min=1)
+    every: Optional[int] = opt(None, "apply every N discriminator steps, scaled by N (lazy regularization, "
+                               "Karras et al. 2020); null: 1 for gp, 4 for r1/r2", min=1)
 
 
 @dataclass
@@ -125,7 +126,7 @@ class Config:
     """A whole run."""
     name: Optional[str] = opt(None, "run folder name under --out; null: <data>-<model>, numbered if taken")
     seed: int = opt(0, "seed of every random stream in the run")
-    steps: int = opt(2000, "generator steps to train", min=1)
+    steps: int = opt(4000, "generator steps to train", min=1)
     batch_size: int = opt(64, "samples per batch, real and fake", min=1)
     d_steps: int = opt(1, "discriminator updates per generator update (k in Goodfellow et al. 2014)", min=1)
     loss: str = opt("nonsaturating", "the objective", choices=_loss_names)
@@ -233,7 +234,7 @@ def _set(raw: dict, dotted: str, value: Any, where: str) -> None:
             raise UserError(f"{'.'.join(parts[:i + 1])} is a value, not a section (in {where})")
         if part == "name" and cls in (ModelConfig, PenaltyConfig) and node.get("name", value) != value:
             # options of the old family / weight of the old penalty do not carry over
-            keep = {f.name for f in dataclasses.fields(ModelConfig)} if cls is ModelConfig else {"every"}
+            keep = {f.name for f in dataclasses.fields(ModelConfig)} if cls is ModelConfig else set()
             for k in [k for k in node if k not in keep]:
                 del node[k]
         node[part] = value

@@ -67,7 +67,7 @@ class GANGame:
             else:
                 out_real, out_fake = self.D(real).float(), self.D(fake).float()
         loss = self.loss.d(out_real, out_fake)
-        pen = torch.zeros((), device=loss.device)
+        stats = {}
         if lazy_on:
             if reg.name == "gp":
                 with self.precision.autocast():
@@ -77,13 +77,14 @@ class GANGame:
             else:
                 pen = r1_penalty(out_fake, fake)
             loss = loss + reg.weight * reg.every * pen
+            stats["penalty"] = pen.detach()
         self.precision.backward_step(loss, self.opt_d, "d")
         if self.clip:
             clip_weights(self.D, self.clip)
         self.d_count += 1
         self.last_real = real.detach()
-        return {"loss_d": loss.detach(), "d_real": self._outputs(out_real), "d_fake": self._outputs(out_fake),
-                "penalty": pen.detach()}
+        stats.update(loss_d=loss.detach(), d_real=self._outputs(out_real), d_fake=self._outputs(out_fake))
+        return stats
 
     def g_step(self) -> dict:
         self.D.requires_grad_(False)
@@ -100,14 +101,9 @@ class GANGame:
             self.D.requires_grad_(True)
         return {"loss_g": loss.detach(), "d_fake_g": self._outputs(out_fake)}
 
-    def step(self) -> dict:
-        """d_steps discriminator updates, then one generator update."""
-        stats: dict = {}
-        for _ in range(self.d_steps):
-            for k, v in self.d_step().items():
-                stats[k] = stats.get(k, 0) + v / self.d_steps
-        stats.update(self.g_step())
-        return stats
+    def step(self) -> list[dict]:
+        """d_steps discriminator updates, then one generator update; the statistics of each."""
+        return [self.d_step() for _ in range(self.d_steps)] + [self.g_step()]
 
     def state_dict(self) -> dict:
         return {"d_count": self.d_count}

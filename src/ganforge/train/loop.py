@@ -68,14 +68,13 @@ class Trainer:
         self.batches = Batches(self.data, cfg.batch_size, cfg.seed, self.device)
         self.z_stream = Stream(cfg.seed, "z", self.device)
         self.aux_stream = Stream(cfg.seed, "aux", self.device)
-        reg = Regularizer(cfg.penalty.name, cfg.penalty.weight or 0.0, cfg.penalty.every)
+        reg = Regularizer(cfg.penalty.name, cfg.penalty.weight or 0.0, cfg.penalty.every or 1)
         self.game = GANGame(self.G, self.D, LOSSES[cfg.loss], reg, cfg.clip or 0.0, self.opt_g, self.opt_d,
                             self.batches, self.z_stream, self.aux_stream, cfg.d_steps, cfg.batch_size, self.precision)
         n_fixed = cfg.log.n_samples or (64 if self.data.kind == "image" else 1000)
         self.fixed_z = torch.randn(n_fixed, cfg.model.z_dim, generator=Stream(cfg.seed, "fixed-z").next()).to(self.device)
         self.step, self.images, self.train_time = 0, 0, 0.0
-        self.acc: dict = {}
-        self.acc_n = 0
+        self.acc: dict = {}         # key -> [sum, count] over the current log interval
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
         self.progress = progress if isinstance(progress, Progress) else Progress(cfg.steps, progress or cfg.log.progress)
         self.resumed = False
@@ -93,7 +92,7 @@ class Trainer:
             "aux": self.aux_stream.state_dict(), "game": self.game.state_dict(),
             "precision": self.precision.state_dict(),
             "torch_rng": torch.get_rng_state(),
-            "acc": {k: v.detach().cpu() for k, v in self.acc.items()}, "acc_n": self.acc_n,
+            "acc": {k: [v[0].detach().cpu(), v[1]] for k, v in self.acc.items()},
             "shape": list(self.data.shape), "config": self.cfg.to_dict(), "version": __version__,
         }
         if self.device.type == "cuda":
@@ -118,8 +117,7 @@ class Trainer:
         torch.set_rng_state(s["torch_rng"])
         if self.device.type == "cuda" and "cuda_rng" in s:
             torch.cuda.set_rng_state(s["cuda_rng"], self.device)
-        self.acc = {k: v.to(self.device) for k, v in s["acc"].items()}
-        self.acc_n = int(s["acc_n"])
+        self.acc = {k: [v[0].to(self.device), int(v[1])] for k, v in s["acc"].items()}
         self.step, self.images, self.train_time = int(s["step"]), int(s["images"]), float(s["time"])
 
     def resume_from_checkpoint(self) -> bool:
@@ -173,11 +171,21 @@ class Trainer:
             out[key] = float(torch.stack(grads).norm()) if grads else 0.0
         return out
 
+    def accumulate(self, stats: list) -> None:
+        """Add one iteration's statistics (no host sync: sums stay tensors until a log line)."""
+        for part in stats:
+            for k, v in part.items():
+                if k in self.acc:
+                    self.acc[k][0] = self.acc[k][0] + v
+                    self.acc[k][1] += 1
+                else:
+                    self.acc[k] = [v, 1]
+
     def log_line(self, img_s: float) -> dict:
-        n = max(self.acc_n, 1)
+        """The means of the interval's statistics, each over the updates that computed it."""
         rec = {"step": self.step, "kimg": round(self.images / 1000, 3), "time": round(self.train_time, 3),
                "img_s": round(img_s, 1)}
-        rec.update({k: float(v / n) for k, v in self.acc.items()})
+        rec.update({k: float(total / n) for k, (total, n) in self.acc.items()})
         rec.update(self.grad_norms())
         rec["lr_g"] = self.opt_g.param_groups[0]["lr"]
         rec["lr_d"] = self.opt_d.param_groups[0]["lr"]
@@ -224,9 +232,7 @@ class Trainer:
                 self.images += cfg.batch_size
                 if self.ema:
                     self.ema.update(cfg.batch_size, self.images)
-                for k, v in stats.items():
-                    self.acc[k] = self.acc.get(k, 0) + v
-                self.acc_n += 1
+                self.accumulate(stats)
                 self.train_time += time.time() - t0
                 final = self.step == cfg.steps
                 if self.step % cfg.log.every == 0 or final:
@@ -239,7 +245,7 @@ class Trainer:
                     if self.tb is not None:
                         self.tb.scalars(self.step, {k: v for k, v in rec.items()
                                                     if k != "step" and isinstance(v, (int, float))})
-                    self.acc, self.acc_n, last = {}, 0, rec
+                    self.acc, last = {}, rec
                     self.progress.update(self.step, rec, force=final)
                 if self.step % cfg.log.samples_every == 0 or final:
                     self.write_samples()

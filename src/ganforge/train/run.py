@@ -20,7 +20,7 @@ from .. import __version__
 from ..config import Config, dump, from_dict, raw_from, build, read_yaml
 from ..errors import UserError
 from ..losses import LOSSES
-from ..penalties import DEFAULT_WEIGHT
+from ..penalties import DEFAULT_EVERY, DEFAULT_WEIGHT
 from . import checkpoint, precision
 from .setup import pick_device
 
@@ -38,6 +38,8 @@ def resolve(cfg: Config) -> Config:
                         f"{cfg.penalty.name}: add penalty={loss.penalty}, or use loss=wasserstein with your penalty")
     if cfg.penalty.name != "none" and cfg.penalty.weight is None:
         cfg.penalty.weight = DEFAULT_WEIGHT[cfg.penalty.name]
+    if cfg.penalty.every is None:
+        cfg.penalty.every = DEFAULT_EVERY.get(cfg.penalty.name, 1)
     if cfg.clip is None:
         cfg.clip = loss.clip or 0.0
     cfg.precision = precision.resolve(cfg.precision, pick_device(cfg.device))
