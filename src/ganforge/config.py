@@ -126,7 +126,7 @@ class Config:
     """A whole run."""
     name: Optional[str] = opt(None, "run folder name under --out; null: <data>-<model>, numbered if taken")
     seed: int = opt(0, "seed of every random stream in the run")
-    steps: int = opt(4000, "generator steps to train", min=1)
+    steps: int = opt(3000, "generator steps to train", min=1)
     batch_size: int = opt(64, "samples per batch, real and fake", min=1)
     d_steps: int = opt(1, "discriminator updates per generator update (k in Goodfellow et al. 2014)", min=1)
     loss: str = opt("nonsaturating", "the objective", choices=_loss_names)
