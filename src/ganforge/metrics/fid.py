@@ -3,10 +3,11 @@
 FID = ‖μ₁ − μ₂‖² + tr(Σ₁ + Σ₂ − 2 (Σ₁Σ₂)^½), the Fréchet (2-Wasserstein)
 distance between Gaussians fitted to two sets of features. Everything runs
 in float64. The trace of the matrix square root is computed as
-Σ √λᵢ over the eigenvalues of the symmetric PSD matrix Σ₁^½ Σ₂ Σ₁^½, which
-has the same eigenvalues as Σ₁Σ₂: two symmetric eigen-decompositions, no
-complex numbers, and correct for singular covariances (fewer samples than
-dimensions), where scipy's sqrtm warns and may return a complex result.
+Σ √λᵢ over the eigenvalues of the symmetric PSD matrix Lᵀ Σ₂ L, where
+Σ₁ = L Lᵀ (Cholesky), which has the same eigenvalues as Σ₁Σ₂: no complex
+numbers and no eigenvectors. A singular Σ₁ (fewer samples than dimensions,
+where scipy's sqrtm warns and may return a complex result) uses Σ₁^½ from
+a symmetric eigen-decomposition instead.
 
 ``FeatureStats`` accumulates mean and covariance batch by batch (Chan et
 al. 1979 pairwise update), so memory does not grow with the number of
@@ -66,8 +67,12 @@ def _sym_sqrt(a: torch.Tensor) -> torch.Tensor:
 
 def trace_sqrt_product(s1: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
     """tr((s1 s2)^½) for symmetric PSD s1, s2."""
-    r = _sym_sqrt(s1)
-    m = r @ s2 @ r
+    low, info = torch.linalg.cholesky_ex(s1)
+    if int(info) == 0:
+        m = low.T @ s2 @ low
+    else:                                   # singular s1
+        r = _sym_sqrt(s1)
+        m = r @ s2 @ r
     return torch.linalg.eigvalsh((m + m.T) / 2).clamp_min(0).sqrt().sum()
 
 
