@@ -50,8 +50,9 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> dict
 def density_coverage(real: torch.Tensor, fake: torch.Tensor, k: int = 5) -> dict:
     real, fake = _flat(real), _flat(fake)
     radii = knn_radii(real, k)
-    density = _inside_count(fake, real, radii).double().sum() / (k * fake.shape[0])
-    nearest_fake = torch.cat([torch.cdist(real[i:i + BLOCK], fake).min(1).values
-                              for i in range(0, real.shape[0], BLOCK)])
-    coverage = (nearest_fake <= radii).double().mean()
-    return {"density": float(density), "coverage": float(coverage), "k": k}
+    hits, covered = 0, 0
+    for i in range(0, real.shape[0], BLOCK):            # one pass over real-fake distances serves both
+        inside = torch.cdist(real[i:i + BLOCK], fake) <= radii[i:i + BLOCK, None]
+        hits += int(inside.sum())
+        covered += int(inside.any(1).sum())
+    return {"density": hits / (k * fake.shape[0]), "coverage": covered / real.shape[0], "k": k}
