@@ -37,6 +37,8 @@ def timed(fn, repeats: int = 2):
 
 
 def main(argv=None) -> int:
+    from ganforge.metrics.reference import install_torch_fidelity_shim
+    install_torch_fidelity_shim()
     from torchmetrics.image.fid import _compute_fid
     from torchmetrics.image.kid import poly_mmd
 

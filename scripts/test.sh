@@ -5,5 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install -q torch==2.13.0
 python3 -m pip install -q -e '.[test]'
+python3 -m pip install -q --no-deps torch-fidelity==0.4.0     # reference for the Inception features (no torchvision)
 python3 -m ruff check -q src tests benchmarks
 python3 -m pytest -q "$@"

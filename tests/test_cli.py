@@ -70,8 +70,10 @@ def test_sample_eval_and_no_overwrite(tmp_path, capsys):
     assert main(["eval", str(run.path), "-n", "300"]) == 0
     out = capsys.readouterr().out
     assert "modes" in out and "high quality" in out
-    rec = json.loads(next((run.path / "eval").glob("modes-*.json")).read_text())
-    assert rec["n"] == 300 and rec["of"] == 8 and rec["generator"] == "ema" and rec["step"] == 30
+    rec = json.loads((run.path / "eval.json").read_text())["evaluations"][-1]
+    assert rec["n"] == 300 and rec["generator"] == "ema" and rec["step"] == 30
+    modes = rec["metrics"]["modes"]
+    assert modes["of"] == 8 and modes["n"] == 300 and {"kl_reverse", "kl_forward", "jsd", "floor"} <= set(modes)
 
 
 def test_image_sample_grid(tmp_path, tiny_dcgan):

@@ -82,11 +82,18 @@ def test_mmd_matches_brute_force_and_torchmetrics():
 def test_kid_averages_mmd_over_its_subsets():
     g = torch.Generator().manual_seed(5)
     a, b = torch.randn(300, 16, generator=g), torch.randn(250, 16, generator=g) * 1.5
-    r = kid(a, b, subsets=7, subset_size=100, seed=9)
+    r = kid(a, b, subsets=7, subset_size=100, seed=9, dtype=torch.float64)
     idx = kid_subsets(300, 250, 7, 100, 9)
     v = [mmd2_unbiased(a[i], b[j]) for i, j in idx]
     assert r["mean"] == pytest.approx(float(np.mean(v)), rel=1e-12)
     assert r["std"] == pytest.approx(float(np.std(v)), rel=1e-9)
+    fast = kid(a, b, subsets=7, subset_size=100, seed=9)                # float32 dot products, float64 sums
+    assert fast["mean"] == pytest.approx(r["mean"], rel=1e-6)
+    # whole-set blocks (several row blocks, symmetric halves mirrored) equal the per-subset sums
+    big_a, big_b = torch.randn(5000, 8, generator=g, dtype=torch.float64), torch.randn(4500, 8, generator=g, dtype=torch.float64)
+    big_idx = kid_subsets(5000, 4500, 3, 2500, 1)
+    big = kid(big_a, big_b, index=big_idx, dtype=torch.float64)
+    assert big["mean"] == pytest.approx(float(np.mean([mmd2_unbiased(big_a[i], big_b[j]) for i, j in big_idx])), rel=1e-9)
     assert all(len(set(i.tolist())) == 100 for i, _ in idx)          # without replacement
     assert r["subsets"] == 7 and r["subset_size"] == 100
     same = kid(a, torch.randn(300, 16, generator=g), subsets=20, subset_size=100)   # same law: unbiased, near 0
@@ -128,3 +135,11 @@ def test_prdc_equal_brute_force():
     same = precision_recall(real, real.clone())
     assert same["precision"] == same["recall"] == 1.0
     assert density_coverage(real, real.clone())["coverage"] == 1.0
+
+
+def test_block_gram_equals_the_plain_product():
+    from ganforge.metrics.gram import gram
+    a = torch.randn(300, 1100, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    g = gram(a)                                    # 4 column blocks: 10 products instead of 16
+    assert torch.equal(g, g.T)
+    assert torch.allclose(g, a.T @ a, rtol=1e-12, atol=1e-10)

@@ -72,28 +72,44 @@ class Run:
     def metrics(self) -> list[dict]:
         return read_metrics(self.path / "metrics.jsonl")
 
-    @torch.no_grad()
-    def sample(self, n: int, seed: int = 0, ema: bool = True, truncation: Optional[float] = None,
-               batch: int = 256) -> torch.Tensor:
-        """``n`` samples (images in [-1, 1] or toy points) from seed ``seed``."""
+    def sampler(self, n: int, seed: int = 0, ema: bool = True, truncation: Optional[float] = None):
+        """``fn(start, count)``: samples ``start:start+count`` of the ``n`` that ``sample(n, seed)`` returns,
+        drawn when asked (evaluation streams them through a feature extractor)."""
         if truncation is not None and not FAMILIES[self.config.model.name].supports_truncation:
             raise UserError(f"model {self.config.model.name} does not support truncation")
         net = self.G_ema if (ema and self.G_ema is not None) else self.G
         dev = next(net.parameters()).device
         z = torch.randn(n, self.config.model.z_dim, generator=Stream(seed, "sample").next()).to(dev)
         net.eval()
-        return torch.cat([net(c).float() for c in z.split(batch)]).cpu()
+
+        @torch.no_grad()
+        def draw(start: int, count: int) -> torch.Tensor:
+            return net(z[start:start + count]).float()
+        return draw
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int = 0, ema: bool = True, truncation: Optional[float] = None,
+               batch: int = 256) -> torch.Tensor:
+        """``n`` samples (images in [-1, 1] or toy points) from seed ``seed``."""
+        draw = self.sampler(n, seed, ema, truncation)
+        return torch.cat([draw(i, min(batch, n - i)) for i in range(0, n, batch)]).cpu()
 
 
-def load_run(path: Union[str, Path], device: str = "cpu") -> Run:
-    """Open a run folder at its newest checkpoint."""
+def load_run(path: Union[str, Path], device: str = "cpu", which: str = "latest") -> Run:
+    """Open a run folder at its newest checkpoint (``which="best"``: checkpoints/best.pt, kept by ``eval.best``)."""
     path = Path(path)
     cfg = load_saved_config(path)
     info_path = path / "run.json"
     if not info_path.is_file():
         raise UserError(f"{path} has no run.json: the run never started")
     info = json.loads(info_path.read_text())
-    found = checkpoint.latest(path / "checkpoints")
+    if which == "best":
+        best = path / "checkpoints" / "best.pt"
+        if not best.is_file():
+            raise UserError(f"{path} has no checkpoints/best.pt: train with eval.best=METRIC to keep one")
+        found = (best, checkpoint.load(best))
+    else:
+        found = checkpoint.latest(path / "checkpoints")
     if found is None:
         raise UserError(f"{path} has no checkpoint yet")
     _, state = found

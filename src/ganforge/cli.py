@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import sys
 from pathlib import Path
 
@@ -85,24 +84,8 @@ def cmd_sample(a) -> int:
 
 
 def cmd_eval(a) -> int:
-    from .api import load_run
-    from .data import load_dataset
-    from .metrics.modes import mode_metrics
-    run = load_run(a.run)
-    data = load_dataset(run.config.data)
-    if data.density is None:
-        raise UserError("ganforge eval computes mode metrics for toy runs; image metrics (FID, KID) are not built yet")
-    x = run.sample(a.n, seed=a.seed, ema=not a.no_ema)
-    m = mode_metrics(x, data.density.means, data.density.std)
-    rec = {"run": str(run.path), "step": run.step, "data": run.config.data.name, "n": a.n, "seed": a.seed,
-           "generator": "raw" if a.no_ema else "ema", "metric": "modes (VEEGAN/PacGAN protocol)", **m}
-    folder = run.path / "eval"
-    folder.mkdir(exist_ok=True)
-    path = folder / f"modes-step{run.step:07d}-n{a.n}-seed{a.seed}{'-raw' if a.no_ema else ''}.json"
-    path.write_text(json.dumps(rec, indent=1) + "\n")
-    print(f"{run.path.name} step {run.step}: modes {m['modes']}/{m['of']}, high quality {m['hq']:.1f}%, "
-          f"reverse KL {m['kl']:.4f} (n={a.n}, seed {a.seed}) -> {path}")
-    return 0
+    from .evalcmd import run_eval
+    return run_eval(a)
 
 
 def cmd_data(a) -> int:
@@ -171,11 +154,34 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="replace --out if it exists")
     s.set_defaults(fn=cmd_sample)
 
-    e = sub.add_parser("eval", help="measure a run (toy runs: modes, high-quality %%, reverse KL)")
-    e.add_argument("run")
-    e.add_argument("-n", type=int, default=2500)
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--no-ema", action="store_true")
+    e = sub.add_parser("eval", help="measure a run, or two sets of samples: FID, KID, IS, precision/recall, "
+                       "density/coverage, modes")
+    e.add_argument("run", nargs="?", help="a run folder (or give --real and --fake)")
+    e.add_argument("--real", metavar="PATH", help="real samples: a folder of images, an .npz (array x) or a dataset name")
+    e.add_argument("--fake", metavar="PATH", help="generated samples: a folder of images or an .npz (array x)")
+    e.add_argument("--metrics", default="auto",
+                   help="comma list of fid,kid,is,pr,dc,modes (default auto: all that apply; toys: modes)")
+    e.add_argument("-n", "--n", type=int, default=None,
+                   help="generated samples (default 10000 images, 2500 toy points; --fake: all of it)")
+    e.add_argument("--n-real", type=int, default=None, help="real samples used (default: all)")
+    e.add_argument("--real-split", choices=("train", "holdout", "all"), default=None,
+                   help="a run's real data: the part it trained on (default), its held-out part, or all")
+    e.add_argument("--features", choices=("inception", "efficientnet-lite0", "mnist"), default=None,
+                   help="feature extractor (default: mnist for 28x28 digits, else efficientnet-lite0)")
+    e.add_argument("--inception-weights", metavar="PATH", help="pt_inception-2015-12-05-6726825d.pth for --features inception")
+    e.add_argument("--protocol", choices=("legacy-tf", "clean"), default="legacy-tf",
+                   help="how --features inception resizes to 299 (default legacy-tf, as the reference FID code)")
+    e.add_argument("--resolution", type=int, default=None, help="--real/--fake folders: image side (default: the first image's)")
+    e.add_argument("--kid-subsets", type=int, default=100)
+    e.add_argument("--kid-size", type=int, default=1000)
+    e.add_argument("--batch", type=int, default=64, help="images per extractor batch")
+    e.add_argument("--seed", type=int, default=0, help="seed of the generated samples and of KID's subsets")
+    e.add_argument("--no-ema", action="store_true", help="evaluate the trained generator, not its moving average")
+    e.add_argument("--checkpoint", choices=("latest", "best"), default="latest",
+                   help="the run's newest checkpoint, or the best one kept by eval.best")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--out", default=None, help="JSON file to add the result to (default: RUN/eval.json, or eval.json)")
+    e.add_argument("--progress", choices=("auto", "bar", "lines", "off"), default="auto")
     e.set_defaults(fn=cmd_eval)
 
     d = sub.add_parser("data", help="list datasets or show one as a grid")

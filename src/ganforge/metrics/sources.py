@@ -1,0 +1,73 @@
+"""Where evaluation samples come from: a run's dataset, a registered dataset, a folder or an npz file.
+
+Each becomes an :class:`~ganforge.metrics.evaluate.RealSet` (samples in
+[-1, 1], the cache key that identifies them, the toy density when there is
+one, and whether the images are digits a classifier can count modes on).
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Optional
+
+from ..config import DataConfig, load_config
+from ..data import load_dataset
+from ..data.embedded import EMBEDDED
+from ..data.toy import TOYS
+from ..errors import UserError
+from .cache import file_fingerprint
+from .evaluate import RealSet
+
+
+def _digits(name: str, shape: tuple) -> Optional[str]:
+    if name == "stacked-mnist":
+        return "stacked"
+    return "mnist" if tuple(shape) == (1, 28, 28) else None
+
+
+def from_data_config(cfg: DataConfig, split: Optional[str] = None) -> RealSet:
+    """The real samples a run's data section names (``split`` overrides its split)."""
+    cfg = copy.deepcopy(cfg)
+    if split is not None:
+        if split == "holdout" and cfg.holdout <= 0:
+            raise UserError("--real-split holdout: this run holds nothing out (data.holdout=0)")
+        cfg.split = split
+    ds = load_dataset(cfg)
+    key = {"data": cfg.name, "split": cfg.split, "holdout": cfg.holdout, "resolution": cfg.resolution,
+           "channels": cfg.channels}
+    kind = cfg.name.split(":", 1)[0]
+    if ":" in cfg.name and kind in ("folder", "npz", "idx", "cifar10"):
+        key["files"] = file_fingerprint(cfg.name.split(":", 1)[1])
+    return RealSet(f"{cfg.name} ({cfg.split})", ds.x, key, ds.density, _digits(cfg.name, ds.shape) if ds.kind == "image" else None)
+
+
+def _folder_side(path: Path) -> int:
+    from PIL import Image
+
+    from ..data.files import _list_images
+    files, _ = _list_images(path)
+    if not files:
+        raise UserError(f"no images (png, jpg, jpeg, bmp, webp, gif) found under {path}")
+    with Image.open(files[0]) as im:
+        return min(im.size)
+
+
+def from_path(spec: str, resolution: Optional[int] = None, channels: Optional[int] = None) -> RealSet:
+    """A folder of images, an .npz file (array x) or a registered dataset name (all of it)."""
+    if spec in EMBEDDED or spec in TOYS:
+        cfg = load_config(None, (f"data={spec}", "data.split=all") +
+                          ((f"data.resolution={resolution}",) if resolution else ()) +
+                          ((f"data.channels={channels}",) if channels else ()))
+        return from_data_config(cfg.data)
+    p = Path(spec).expanduser()
+    if p.is_dir():
+        name = f"folder:{p}"
+        resolution = resolution or _folder_side(p)
+    elif p.suffix == ".npz" and p.is_file():
+        name = f"npz:{p}"
+    elif not p.exists():
+        raise UserError(f"{spec} is neither a folder, an .npz file nor a dataset name (ganforge data list)")
+    else:
+        raise UserError(f"{spec}: give a folder of images or an .npz file with an array x")
+    cfg = DataConfig(name=name, resolution=resolution, channels=channels, split="all")
+    return from_data_config(cfg)
