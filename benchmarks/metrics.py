@@ -1,21 +1,26 @@
-"""Speed and agreement of ganforge's FID and KID against torchmetrics, on the same features.
+"""Speed and accuracy of ganforge's FID and KID against torchmetrics on the same features, and extractor throughput.
 
-    python benchmarks/metrics.py            # 10,000 vs 10,000 features of 2,048 dimensions
-    python benchmarks/metrics.py --n 2000
+    python benchmarks/metrics.py                 # 10,000 vs 10,000 features of 2,048 dimensions
+    python benchmarks/metrics.py --n 2000 --no-extractors
 
-Both sides start from the same precomputed features (ReLU'd Gaussians with
-different scales, standing in for Inception pool3 features) and compute in
-float64. FID: ganforge's FeatureStats + frechet_distance against torchmetrics'
-statistics (sums and outer products, as its FrechetInceptionDistance keeps
-them) + its _compute_fid. KID: the same 100 subsets of 1,000 through
-ganforge's mmd2_unbiased and torchmetrics' poly_mmd. Prints seconds, the
-ratio and the relative difference of the results; each time is the best of
-two calls. Extractor throughput is
-added when the extractors land (issue 3).
+Both sides start from the same precomputed float32 features (ReLU'd
+Gaussians with different scales, standing in for Inception pool3 features).
+FID: ganforge's FeatureStats + frechet_distance against torchmetrics'
+statistics (sums and outer products in float64, as its
+FrechetInceptionDistance keeps them) + its _compute_fid. KID: the same 100
+subsets of 1,000, ganforge's ``kid`` against torchmetrics' poly_mmd on the
+float32 features it keeps by default. Accuracy: each result's relative error
+against a float64 reference (FID: scipy's sqrtm formula on float64
+statistics; KID: float64 per-subset MMD). Each time is the best of
+``--repeats`` calls, the two libraries alternating. Then images/s of each
+feature extractor on this machine (Inception with random weights of the real
+layout: speed does not depend on the values). Writes
+benchmarks/results/metrics.json.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -25,15 +30,55 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from toy_modes import machine  # noqa: E402
 
+RESULTS = Path(__file__).parent / "results" / "metrics.json"
 
-def timed(fn, repeats: int = 2):
-    """Result and the best of ``repeats`` wall times (the first call also pays for thread-pool start-up)."""
-    best = float("inf")
+
+def timed(fns: dict, repeats: int) -> dict:
+    """{name: (result, best seconds)}, calling the functions in turn ``repeats`` times."""
+    best = {k: float("inf") for k in fns}
+    out = {}
     for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return out, best
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            out[k] = fn()
+            best[k] = min(best[k], time.perf_counter() - t)
+    return {k: (out[k], best[k]) for k in fns}
+
+
+def fid_reference(x: torch.Tensor, y: torch.Tensor) -> float:
+    """FID in float64 with scipy's sqrtm (the pytorch-fid formula)."""
+    import numpy as np
+    from scipy import linalg
+    mx, my = x.double().mean(0).numpy(), y.double().mean(0).numpy()
+    cx, cy = np.cov(x.double().numpy(), rowvar=False), np.cov(y.double().numpy(), rowvar=False)
+    covmean = linalg.sqrtm(cx @ cy)
+    covmean = covmean.real if np.iscomplexobj(covmean) else covmean
+    return float(((mx - my) ** 2).sum() + np.trace(cx) + np.trace(cy) - 2 * np.trace(covmean))
+
+
+def extractor_speed(seconds: float = 8.0) -> list:
+    from ganforge.metrics.features import get_extractor
+    from ganforge.metrics.inception import InceptionV3
+    rows = []
+    nets = [("mnist", lambda: get_extractor("mnist"), (1, 28, 28), 256),
+            ("efficientnet-lite0", lambda: get_extractor("efficientnet-lite0"), (3, 64, 64), 32),
+            ("inception (random weights, legacy-tf)", lambda: InceptionV3("legacy-tf"), (3, 64, 64), 32)]
+    for name, build, shape, batch in nets:
+        try:
+            net = build().eval()
+        except Exception as e:  # a missing optional package: say so and go on
+            rows.append({"extractor": name, "error": str(e).splitlines()[0]})
+            continue
+        x = torch.rand(batch, *shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        with torch.no_grad():
+            net(x)                                           # warm-up
+            n, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds:
+                net(x)
+                n += batch
+        rows.append({"extractor": name, "input": "x".join(map(str, shape)), "batch": batch,
+                     "images_per_s": round(n / (time.perf_counter() - t0), 1)})
+    return rows
 
 
 def main(argv=None) -> int:
@@ -43,10 +88,12 @@ def main(argv=None) -> int:
     from torchmetrics.image.kid import poly_mmd
 
     from ganforge.metrics.fid import FeatureStats, frechet_distance
-    from ganforge.metrics.kid import kid_subsets, mmd2_unbiased
+    from ganforge.metrics.kid import kid, kid_subsets, mmd2_unbiased
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=10000)
     p.add_argument("--dim", type=int, default=2048)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--no-extractors", action="store_true")
     a = p.parse_args(argv)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(a.n, a.dim, generator=g).relu()
@@ -66,18 +113,40 @@ def main(argv=None) -> int:
         (mx, cx), (my, cy) = their_stats(x), their_stats(y)
         return float(_compute_fid(mx, cx, my, cy))
 
-    idx = kid_subsets(a.n, a.n, 100, min(1000, a.n), 0)
+    size = min(1000, a.n)
+    idx = kid_subsets(a.n, a.n, 100, size, 0)
+    fid_t = timed({"ours": ours_fid, "theirs": their_fid}, a.repeats)
+    kid_t = timed({"ours": lambda: kid(x, y, index=idx)["mean"],
+                   "theirs": lambda: float(torch.stack([poly_mmd(x[i], y[j]) for i, j in idx]).double().mean())},
+                  a.repeats)
     xd, yd = x.double(), y.double()
-    f_ours, t_ours = timed(ours_fid)
-    f_theirs, t_theirs = timed(their_fid)
-    k_ours, tk_ours = timed(lambda: sum(mmd2_unbiased(xd[i], yd[j]) for i, j in idx) / len(idx))
-    k_theirs, tk_theirs = timed(lambda: sum(float(poly_mmd(xd[i], yd[j])) for i, j in idx) / len(idx))
-    print(f"machine: {machine()}, threads {torch.get_num_threads()}; {a.n} vs {a.n} features of {a.dim} dims, float64\n")
-    print("| metric | ganforge s | torchmetrics s | speed-up | value (ganforge) | relative difference |")
+    fid_ref = fid_reference(x, y)
+    kid_ref = sum(mmd2_unbiased(xd[i], yd[j]) for i, j in idx) / len(idx)
+    rows = []
+    for name, t, ref in (("FID", fid_t, fid_ref), (f"KID (100 x {size:,})", kid_t, kid_ref)):
+        (vo, so), (vt, st) = t["ours"], t["theirs"]
+        rows.append({"metric": name, "ganforge_s": round(so, 3), "torchmetrics_s": round(st, 3),
+                     "speedup": round(st / so, 2), "value": vo, "reference": ref,
+                     "ganforge_rel_error": abs(vo - ref) / abs(ref), "torchmetrics_rel_error": abs(vt - ref) / abs(ref)})
+    print(f"machine: {machine()}, threads {torch.get_num_threads()}; {a.n:,} vs {a.n:,} float32 features of {a.dim:,} "
+          f"dims; best of {a.repeats}\n")
+    print("| metric | ganforge s | torchmetrics s | speed-up | ganforge rel. error | torchmetrics rel. error |")
     print("|---|---|---|---|---|---|")
-    print(f"| FID | {t_ours:.2f} | {t_theirs:.2f} | {t_theirs / t_ours:.2f}× | {f_ours:.6f} | {abs(f_ours - f_theirs) / abs(f_theirs):.1e} |")
-    print(f"| KID (100 × 1,000) | {tk_ours:.2f} | {tk_theirs:.2f} | {tk_theirs / tk_ours:.2f}× | {k_ours:.6f} "
-          f"| {abs(k_ours - k_theirs) / abs(k_theirs):.1e} |")
+    for r in rows:
+        print(f"| {r['metric']} | {r['ganforge_s']:.2f} | {r['torchmetrics_s']:.2f} | {r['speedup']:.2f}x | "
+              f"{r['ganforge_rel_error']:.1e} | {r['torchmetrics_rel_error']:.1e} |")
+    print("\nrelative error: against a float64 reference (FID: scipy sqrtm on float64 statistics; "
+          "KID: float64 MMD per subset)")
+    speed = [] if a.no_extractors else extractor_speed()
+    if speed:
+        print("\n| extractor | input | batch | images/s |\n|---|---|---|---|")
+        for r in speed:
+            print(f"| {r['extractor']} | {r.get('input', '-')} | {r.get('batch', '-')} | "
+                  f"{r.get('images_per_s', r.get('error'))} |")
+        print("\n(efficientnet-lite0 resizes to 224 and inception to 299 first: their speed is that of 224/299 images)")
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps({"machine": machine(), "threads": torch.get_num_threads(), "n": a.n, "dim": a.dim,
+                                   "repeats": a.repeats, "metrics": rows, "extractors": speed}, indent=1) + "\n")
     return 0
 
 

@@ -14,6 +14,18 @@ install_torch_fidelity_shim()      # before anything imports torchmetrics (its F
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _stats_cache(tmp_path_factory):
+    """Keep the tests' reference statistics out of ~/.cache (child processes inherit the variable)."""
+    old = os.environ.get("GANFORGE_CACHE")
+    os.environ["GANFORGE_CACHE"] = str(tmp_path_factory.mktemp("stats-cache"))
+    yield
+    if old is None:
+        os.environ.pop("GANFORGE_CACHE", None)
+    else:
+        os.environ["GANFORGE_CACHE"] = old
+
+
 def ganforge_cmd(*args):
     return [sys.executable, "-m", "ganforge", *map(str, args)]
 

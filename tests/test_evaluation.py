@@ -165,3 +165,48 @@ def test_training_keeps_the_best_checkpoint_by_the_chosen_metric(tmp_path):
     assert load_run(run.path, which="best").step == best["step"]
     with pytest.raises(ganforge.errors.UserError):
         ganforge.train("toy-ring", out=tmp_path, steps=10, progress="off", **{"eval.metrics": "modes", "eval.best": "fid"})
+
+
+def test_mnist_features_on_real_digits():
+    """Real digits against real digits: small FID, balanced confident classes; noise is far away."""
+    from ganforge.config import load_config
+    from ganforge.data import load_dataset
+    real = load_dataset(load_config(None, ("data.split=all",)).data)
+    g = torch.Generator().manual_seed(0)
+    perm = torch.randperm(len(real), generator=g)
+    a, b = real.x[perm[:2000]], real.x[perm[2000:3000]]
+    s = Settings(metrics=("fid", "modes"), features="mnist")
+    r = Evaluator(RealSet("mnist", a, None, digits="mnist"), s)(b, len(b))
+    noise = Evaluator(RealSet("mnist", a, None, digits="mnist"), s)(torch.rand(1000, 1, 28, 28, generator=g) * 2 - 1, 1000)
+    assert r["metrics"]["fid"]["value"] * 20 < noise["metrics"]["fid"]["value"]
+    m = r["metrics"]["modes"]
+    assert m["modes"] == 10 and m["kl"] < 0.02 and m["confident"] > 0.95
+    truth = torch.bincount(real.y[perm[2000:3000]], minlength=10)
+    assert (torch.tensor(m["counts"]) - truth).abs().sum() <= 20                 # the classifier is ~99% right
+
+
+def test_stacked_mnist_modes_on_real_stacks():
+    from ganforge.config import load_config
+    from ganforge.data import load_dataset
+    ds = load_dataset(load_config(None, ("data=stacked-mnist", "data.split=all")).data)
+    x, y = ds.x[:3000], ds.y[:3000]
+    r = Evaluator(RealSet("stacked-mnist", ds.x, None, digits="stacked"),
+                  Settings(metrics=("modes",), features="mnist"))(x, len(x))
+    m = r["metrics"]["modes"]
+    true_modes = len(torch.unique(y))
+    assert m["of"] == 1000 and abs(m["modes"] - true_modes) <= 0.03 * true_modes
+    q = torch.bincount(y, minlength=1000).double() / len(y)
+    true_kl = float((q[q > 0] * torch.log(q[q > 0] * 1000)).sum())
+    assert abs(m["kl"] - true_kl) < 0.05
+
+
+def test_missing_inception_weights_is_one_clear_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("GANFORGE_INCEPTION_WEIGHTS", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    x = np.random.default_rng(0).random((20, 3, 16, 16)).astype(np.float32)
+    np.savez(tmp_path / "a.npz", x=x)
+    assert main(["eval", "--real", str(tmp_path / "a.npz"), "--fake", str(tmp_path / "a.npz"), "--features", "inception",
+                 "--metrics", "fid", "--progress", "off", "--out", str(tmp_path / "e.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "pt_inception-2015-12-05-6726825d.pth" in err and "GANFORGE_INCEPTION_WEIGHTS" in err
+    assert not (tmp_path / "e.json").exists()

@@ -143,3 +143,19 @@ def test_block_gram_equals_the_plain_product():
     g = gram(a)                                    # 4 column blocks: 10 products instead of 16
     assert torch.equal(g, g.T)
     assert torch.allclose(g, a.T @ a, rtol=1e-12, atol=1e-10)
+
+
+def test_inception_score_equals_torchmetrics_on_the_same_logits():
+    tm = pytest.importorskip("torchmetrics.image.inception")
+    logits = torch.randn(1000, 10, generator=torch.Generator().manual_seed(11)) * 3
+    m = tm.InceptionScore(feature=torch.nn.Identity(), splits=10)
+    m.update(logits)
+    torch.manual_seed(5)
+    theirs_mean, theirs_std = m.compute()
+    torch.manual_seed(5)
+    ours = inception_score(logits[torch.randperm(1000)], splits=10)     # the same shuffle, then 10 splits
+    assert ours["mean"] == pytest.approx(float(theirs_mean), rel=1e-3)
+    # the std over splits: ganforge divides by n as the paper's code (np.std) and torch-fidelity do; torchmetrics by n - 1
+    assert ours["std"] * math.sqrt(10 / 9) == pytest.approx(float(theirs_std), rel=1e-6)
+    shuffled = inception_score(logits.sort(dim=0).values, splits=10, seed=0)   # seed: a fixed shuffle first
+    assert shuffled["mean"] != inception_score(logits.sort(dim=0).values, splits=10)["mean"]

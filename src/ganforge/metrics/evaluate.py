@@ -162,7 +162,7 @@ class Evaluator:
             out["kid"] = {"value": k["mean"], "std": k["std"], "subsets": self.s.kid_subsets, "subset_size": size}
         if "is" in self.metrics:
             splits = min(10, n)
-            r = inception_score(got.logits, splits)
+            r = inception_score(got.logits, splits, seed=self.s.seed)
             out["is"] = {"value": r["mean"], "std": r["std"], "splits": splits}
         if "pr" in self.metrics:
             out["pr"] = precision_recall(real.features, got.features, k=3)

@@ -19,7 +19,7 @@ from typing import Union
 
 import torch
 
-from .gram import gram
+from .gram import congruence_lower, gram
 
 Array = Union[torch.Tensor, "FeatureStats"]
 
@@ -55,7 +55,7 @@ class FeatureStats:
         return self.m2 / (self.n - 1)
 
     @classmethod
-    def of(cls, x: torch.Tensor, batch: int = 4096) -> "FeatureStats":
+    def of(cls, x: torch.Tensor, batch: int = 16384) -> "FeatureStats":
         s = cls(x.reshape(x.shape[0], -1).shape[1])
         for chunk in x.split(batch):
             s.update(chunk)
@@ -71,11 +71,11 @@ def trace_sqrt_product(s1: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
     """tr((s1 s2)^½) for symmetric PSD s1, s2."""
     low, info = torch.linalg.cholesky_ex(s1)
     if int(info) == 0:
-        m = low.T @ s2 @ low
+        m = congruence_lower(low, s2)
     else:                                   # singular s1
         r = _sym_sqrt(s1)
         m = r @ s2 @ r
-    return torch.linalg.eigvalsh((m + m.T) / 2).clamp_min(0).sqrt().sum()
+    return torch.linalg.eigvalsh(m).clamp_min(0).sqrt().sum()
 
 
 def frechet_distance(mu1: torch.Tensor, s1: torch.Tensor, mu2: torch.Tensor, s2: torch.Tensor) -> float:

@@ -31,3 +31,30 @@ def gram(a: Tensor, blocks: int = 4) -> Tensor:
             if bj != bi:
                 out[j0:j1, i0:i1] = g.T
     return out
+
+
+def congruence_lower(low: Tensor, s: Tensor, blocks: int = 4) -> Tensor:
+    """``low.T @ s @ low`` for lower-triangular ``low`` and symmetric ``s`` (FID's trace term).
+
+    Column block J of ``low`` is zero above row J0, so each product only runs over rows J0..d, and
+    the symmetric result is computed by its upper block triangle: about 55% of two plain products.
+    """
+    d = low.shape[0]
+    if d < 256 * blocks:
+        return low.T @ s @ low
+    edges = [round(i * d / blocks) for i in range(blocks + 1)]
+    a = torch.empty_like(s)                      # a = s @ low, column block by column block
+    for bj in range(blocks):
+        j0, j1 = edges[bj], edges[bj + 1]
+        a[:, j0:j1] = s[:, j0:] @ low[j0:, j0:j1]
+    out = torch.empty_like(s)
+    for bi in range(blocks):
+        i0, i1 = edges[bi], edges[bi + 1]
+        li = low[i0:, i0:i1].T                   # rows i0..d of low's column block I
+        for bj in range(bi, blocks):
+            j0, j1 = edges[bj], edges[bj + 1]
+            g = li @ a[i0:, j0:j1]
+            out[i0:i1, j0:j1] = g
+            if bj != bi:
+                out[j0:j1, i0:i1] = g.T
+    return out
