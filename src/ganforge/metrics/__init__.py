@@ -1,8 +1,14 @@
-"""Metrics on features: FID, KID, Inception Score, precision/recall, density/coverage, toy mode coverage.
+"""Evaluation: metrics on features, the feature extractors, and the evaluator that ties them to runs.
 
-Functions take feature tensors (N, D) (logits (N, C) for the Inception
-Score); feature extractors come in a later part of issue 3.
+Metric functions take feature tensors (N, D) (logits (N, C) for the
+Inception Score); :func:`get_extractor` turns images into features;
+:class:`Evaluator` runs a whole evaluation with provenance (see
+ganforge.metrics.evaluate).
 """
+from .digits import class_histogram, stacked_modes  # noqa: F401
+from .divergence import divergences  # noqa: F401
+from .evaluate import Evaluator, RealSet, Settings  # noqa: F401
+from .features import Extractor, get_extractor, wrap_module  # noqa: F401
 from .fid import FeatureStats, fid, frechet_distance  # noqa: F401
 from .inception_score import inception_score  # noqa: F401
 from .kid import kid  # noqa: F401

@@ -33,16 +33,20 @@ class FeatureStats:
         self.m2 = torch.zeros(dim, dim, dtype=torch.float64)   # sum of outer products of deviations
 
     def update(self, x: torch.Tensor) -> "FeatureStats":
-        x = x.detach().reshape(x.shape[0], -1).to("cpu", torch.float64)
+        x = x.detach().reshape(x.shape[0], -1)
         nb = x.shape[0]
         if nb == 0:
             return self
-        mb = x.mean(0)
-        d = x - mb
-        m2b = gram(d)
+        d = x.to("cpu", torch.float64, copy=True)
+        mb = d.mean(0)
+        m2b = gram(d.sub_(mb))
         n = self.n + nb
         delta = mb - self.mean
-        self.m2 += m2b + torch.outer(delta, delta) * (self.n * nb / n)
+        if self.n == 0:
+            self.m2 = m2b
+        else:
+            self.m2 += m2b
+            self.m2.add_(torch.outer(delta, delta), alpha=self.n * nb / n)
         self.mean += delta * (nb / n)
         self.n = n
         return self
