@@ -57,7 +57,7 @@ class EfficientNetLite0(Extractor):
 
     def __init__(self, net: torch.nn.Module, weights_hash: str):
         super().__init__()
-        self.net = net
+        self.net = net.to(memory_format=torch.channels_last)   # ~2x faster convolutions on the CPU here
         self.weights_hash = weights_hash
         self.net.requires_grad_(False)
         self.train(False)
@@ -74,7 +74,7 @@ class EfficientNetLite0(Extractor):
             x = x.expand(-1, 3, -1, -1)
         if tuple(x.shape[-2:]) != (SIZE, SIZE):
             x = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", antialias=True, align_corners=False)
-        x = ((x + 1.0) * 127.5 - MEAN) / STD
+        x = (((x + 1.0) * 127.5 - MEAN) / STD).contiguous(memory_format=torch.channels_last)
         h = self.net.extract_features(x)                       # (N, 1280, 7, 7), after the head's ReLU6
         feats = h.mean(dim=(2, 3))
         logits = self.net._fc(feats)                           # dropout is the identity in eval mode
