@@ -210,3 +210,13 @@ def test_missing_inception_weights_is_one_clear_line(tmp_path, monkeypatch, caps
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "pt_inception-2015-12-05-6726825d.pth" in err and "GANFORGE_INCEPTION_WEIGHTS" in err
     assert not (tmp_path / "e.json").exists()
+
+
+def test_an_unwritable_cache_only_costs_time(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("GANFORGE_CACHE", str(blocker))            # the cache folder cannot be created
+    real = torch.rand(50, 1, 12, 12, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    r = Evaluator(RealSet("t", real, {"data": "t"}), Settings(metrics=("fid",), features=_Tiny()))(real, 50)
+    assert r["metrics"]["fid"]["value"] < 1e-6
+    assert "not cached" in capsys.readouterr().err

@@ -51,13 +51,13 @@ def load(key: dict, need_features: bool, need_logits: bool) -> Optional[Extracte
         return None
     try:
         e = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        return None                                          # a damaged entry is recomputed
-    if (need_features and e.get("features") is None) or (need_logits and e.get("logits") is None):
+        if (need_features and e.get("features") is None) or (need_logits and e.get("logits") is None):
+            return None
+        stats = FeatureStats(e["mean"].shape[0])
+        stats.mean, stats.m2, stats.n = e["mean"], e["m2"], int(e["n"])
+        return Extracted(stats, e.get("features"), e.get("logits"), int(e["n"]), 0.0)
+    except Exception:  # any damaged or foreign entry is recomputed (and then overwritten)
         return None
-    stats = FeatureStats(e["mean"].shape[0])
-    stats.mean, stats.m2, stats.n = e["mean"], e["m2"], int(e["n"])
-    return Extracted(stats, e.get("features"), e.get("logits"), int(e["n"]), 0.0)
 
 
 def save(key: dict, x: Extracted) -> Path:

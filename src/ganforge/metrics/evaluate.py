@@ -11,6 +11,7 @@ features, and ``modes`` adds the exact-density divergences.
 """
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
@@ -137,7 +138,11 @@ class Evaluator:
                              self.kind == "vector", device=self.s.device, progress=self.s.progress,
                              label=f"real {self.real.name}")
         if key is not None:
-            cache.save(key, self._real)
+            try:
+                cache.save(key, self._real)
+            except OSError as e:              # a read-only or full cache folder costs time, never the evaluation
+                print(f"ganforge: note: reference statistics not cached ({e.strerror}: {cache.cache_dir()})",
+                      file=sys.stderr)
         return self._real
 
     def __call__(self, fake: Source, n: int) -> dict:
