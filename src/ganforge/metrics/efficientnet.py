@@ -62,10 +62,6 @@ class EfficientNetLite0(Extractor):
         self.net.requires_grad_(False)
         self.train(False)
 
-    def train(self, mode: bool = True):
-        """Always in eval mode: batch-norm statistics are part of the weights."""
-        return super().train(False)
-
     def forward(self, x: Tensor) -> tuple[Tensor, Optional[Tensor]]:
         if x.dim() != 4 or x.shape[1] not in (1, 3):
             raise UserError(f"efficientnet-lite0 takes (N, 1 or 3, H, W) images; got shape {tuple(x.shape)}")

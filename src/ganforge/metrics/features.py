@@ -36,6 +36,10 @@ class Extractor(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, Optional[Tensor]]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def train(self, mode: bool = True):
+        """Always in eval mode: an extractor is a fixed function (batch-norm statistics and dropout frozen)."""
+        return super().train(False)
+
     def describe(self) -> dict:
         """What produced a number: written next to it in every JSON file."""
         return {"extractor": self.name, "dim": self.dim, "protocol": self.protocol, "weights_hash": self.weights_hash}

@@ -232,10 +232,6 @@ class InceptionV3(Extractor):
         self.train(False)
         self.to(memory_format=torch.channels_last)     # ~1.7x faster on the CPU here; loading keeps the layout
 
-    def train(self, mode: bool = True):
-        """Always in eval mode: batch-norm statistics are part of the weights."""
-        return super().train(False)
-
     def prepare(self, x: Tensor) -> Tensor:
         """[-1, 1] images (N, 1 or 3, H, W) -> the network's 299x299 input in [-1, 1]."""
         if x.dim() != 4 or x.shape[1] not in (1, 3):

@@ -91,10 +91,6 @@ class MnistExtractor(Extractor):
         self.net.requires_grad_(False)
         self.train(False)
 
-    def train(self, mode: bool = True):
-        """Always in eval mode: batch-norm statistics and dropout are fixed."""
-        return super().train(False)
-
     def forward(self, x: Tensor) -> tuple[Tensor, Optional[Tensor]]:
         f, logits = self.net(prepare(x))
         return f.float(), logits.float()
