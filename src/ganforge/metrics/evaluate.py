@@ -115,9 +115,6 @@ class Evaluator:
     def need_features(self) -> bool:
         return any(m in self.metrics for m in ("kid", "pr", "dc"))
 
-    def describe(self) -> dict:
-        return {**self.extractor.describe(), "n_real": self.real_n}
-
     @property
     def real_n(self) -> int:
         return min(self.s.n_real or len(self.real.x), len(self.real.x))
@@ -210,13 +207,3 @@ def _materialise(fake: Source, n: int) -> Tensor:
 def _channel(x: Tensor, c: int) -> Callable[[int, int], Tensor]:
     return lambda start, count: x[start:start + count, c:c + 1]
 
-
-def score(result: dict, name: str) -> Optional[float]:
-    """The number ``name`` (a key of SCORES) in an evaluation result, or None."""
-    metric, _ = SCORES[name]
-    m = result["metrics"].get(metric)
-    if m is None:
-        return None
-    if name in ("fid", "kid", "is"):
-        return m["value"]
-    return m.get(name)
