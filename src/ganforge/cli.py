@@ -1,4 +1,4 @@
-"""The ``ganforge`` command: train, sample, eval, data, config.
+"""The ``ganforge`` command: train, sample, eval, lab, data, config.
 
 User mistakes print one line, ``ganforge: error: ...``, and exit with code 2;
 Ctrl-C or SIGTERM during training stops cleanly after writing a checkpoint
@@ -133,6 +133,11 @@ def cmd_config(a) -> int:
     return 0
 
 
+def cmd_lab(a) -> int:
+    from .labcmd import run_lab
+    return run_lab(a)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="ganforge", description="Train, measure and understand GANs.")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
@@ -194,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="equal numbers of each class (default on)")
     d.add_argument("--force", action="store_true")
     d.set_defaults(fn=cmd_data)
+
+    from .labcmd import add_parser as add_lab
+    add_lab(sub)
 
     c = sub.add_parser("config", help="print the resolved config of a preset with overrides")
     c.add_argument("items", nargs="*", metavar="CONFIG|key=value")

@@ -39,6 +39,7 @@ class GaussianMixture:
         """Exact log-density of each row of ``x`` (N, d)."""
         x = x.double()
         mu, std, w = self.means.double().to(x.device), self.std.double().to(x.device), self.weights.double().to(x.device)
+        w = w / w.sum()          # float32 weights sum to 1 only within ~3e-8; exact in float64 again
         sq = torch.cdist(x, mu).square()                     # (N, K)
         d = self.dim
         comp = -0.5 * sq / std.square() - d * torch.log(std) - 0.5 * d * math.log(2 * math.pi)
