@@ -39,6 +39,7 @@ class Lab:
         self.figures = self.out / "figures"
         self.figures.mkdir(parents=True, exist_ok=True)
         self.threads = threads or min(2, os.cpu_count() or 1)
+        self.threads_for_images = min(2, os.cpu_count() or 1)      # convolutions gain from a second core
         self.written: list[str] = []
 
     def pick(self, default, quick):
