@@ -58,6 +58,14 @@ class Lab:
         self.written.append(str(path.relative_to(self.out)))
         return path
 
+    def save_figure_array(self, arr, name: str) -> Path:
+        """Save an (H, W, 3) uint8 array as figures/<name>.png."""
+        from PIL import Image
+        path = self.figures / f"{name}.png"
+        Image.fromarray(arr).save(path)
+        self.written.append(str(path.relative_to(self.out)))
+        return path
+
     def save_animation(self, frames: list, name: str, fps: float = 8, mp4: bool = False) -> list[Path]:
         """Frames (H, W, 3 uint8 arrays) as figures/<name>.gif (and .mp4)."""
         from ..viz.movie import write_gif, write_mp4

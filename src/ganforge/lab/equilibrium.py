@@ -74,7 +74,7 @@ def jsd_floor(x: torch.Tensor, gen: torch.Generator) -> float:
 def run(lab: Lab) -> Outcome:
     from ..viz.plots import close, figure, render
     steps, batch = lab.pick(12000, 600), 512
-    every = max(1, steps // 60)
+    every = max(1, steps // lab.pick(60, 10))
     torch.manual_seed(lab.seed)
     G = MLPGenerator(Z_DIM, (1,), 64, 3, "relu")
     G.z_dim = Z_DIM
@@ -114,7 +114,7 @@ def run(lab: Lab) -> Outcome:
         return fig
 
     frames = []
-    for step, h in history[:: max(1, len(history) // 30)] + [history[-1]]:
+    for step, h in history[:: max(1, len(history) // lab.pick(30, 5))] + [history[-1]]:
         f = draw(step, h)
         frames.append(render(f))
         close(f)

@@ -82,7 +82,7 @@ def run(lab: Lab) -> Outcome:
     from ..viz.plots import figure, render
     G = pair.AffineGenerator()
     steps, batch = lab.pick(3000, 300), lab.pick(2048, 512)
-    D, frames = train_d(G, steps, batch, lab.generator("optimal-d"), record_every=max(1, steps // 40))
+    D, frames = train_d(G, steps, batch, lab.generator("optimal-d"), record_every=max(1, steps // lab.pick(40, 6)))
     x = pair.grid()
     numbers = gap(probability(D, x), x, G)
     numbers.update(steps=steps, batch=batch, generator={"mu": G.mu, "sigma": G.sigma})
