@@ -36,8 +36,9 @@ def _run_one(name: str, out: Path, a) -> dict:
     if a.run and name in ("ranking", "evolution"):
         options["run"] = Path(a.run)
     try:
-        result = run_experiment(module, tmp, size=a.size, seed=a.seed, say=lambda s: print(f"   {s}", flush=True), **options)
         target = out / name
+        result = run_experiment(module, tmp, size=a.size, seed=a.seed, say=lambda s: print(f"   {s}", flush=True),
+                                final=target, **options)
         if target.exists():
             shutil.rmtree(target)
         tmp.rename(target)

@@ -34,8 +34,11 @@ class Outcome:
 class Lab:
     """The folder of one experiment run and the helpers to fill it."""
 
-    def __init__(self, out: Path, size: str = "default", seed: int = 0, threads: Optional[int] = None, say=print):
+    def __init__(self, out: Path, size: str = "default", seed: int = 0, threads: Optional[int] = None, say=print,
+                 final: Optional[Path] = None):
+        """``out``: the folder written now; ``final``: where it will be once finished (for messages)."""
         self.out, self.size, self.seed, self.say = Path(out), size, seed, say
+        self.final = Path(final) if final is not None else self.out
         self.figures = self.out / "figures"
         self.figures.mkdir(parents=True, exist_ok=True)
         self.threads = threads or min(2, os.cpu_count() or 1)
@@ -78,14 +81,25 @@ class Lab:
         return paths
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> dict:
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    return {"cpu": cpu_name(), "cores": os.cpu_count(),
             "torch": torch.__version__, "threads": torch.get_num_threads(), "ganforge": __version__}
 
 
-def run_experiment(module, out: Path, size: str = "default", seed: int = 0, say=print, **options) -> dict:
-    """Run one experiment into ``out`` and write its result.json; returns the result."""
-    lab = Lab(out, size, seed, threads=getattr(module, "THREADS", None), say=say)
+def run_experiment(module, out: Path, size: str = "default", seed: int = 0, say=print, final: Optional[Path] = None,
+                   **options) -> dict:
+    """Run one experiment into ``out`` (to be moved to ``final``) and write its result.json; returns the result."""
+    lab = Lab(out, size, seed, threads=getattr(module, "THREADS", None), say=say, final=final)
     threads = torch.get_num_threads()
     torch.set_num_threads(lab.threads)
     t0 = time.perf_counter()

@@ -14,8 +14,9 @@ objective's doing; PacGAN's packing (D judges m samples at once, the core's
 Protocol (ours, sized for 2 minutes on 2 cores; PacGAN trained 400 epochs of
 100,000 points): ganforge's MLPs with 3 hidden layers of 64 units, a 2-D
 latent, D judges 128 items per batch (single samples, or for PacGAN-m packs
-of m samples, as in the PacGAN paper), Adam 1e-3 with
-betas (0.5, 0.999), the learning rate constant for half the steps and then
+of m samples, as in the PacGAN paper), Adam 2e-3 with
+betas (0, 0.99) (as the toy presets; measured here: twice the high-quality
+share of (0.5, 0.999) at 1e-3 on the grid), the learning rate constant for half the steps and then
 decayed linearly to 0. The seeds of one setting train together as one
 stacked network (``lab.stacked``), the two datasets in two processes.
 """
@@ -40,13 +41,16 @@ and the reverse KL of the captured-mode histogram from uniform. The published ro
 VEEGAN's and PacGAN's tables; their networks were larger and trained about a hundred times longer, so
 compare the pattern, not the digits. The sample-evolution figures show seed 0 of each setting over
 training: collapse looks like a generator hopping between a few modes, coverage like every mode filling
-in at once."""
+in at once. In this budget the packed discriminators learn more slowly: packing buys modes on the grid
+but its samples are less often within 3 standard deviations of a mode, a trade the published runs, a
+hundred times longer, do not show. The verdict asks only about modes: that some plain objective drops
+modes, and that packing captures at least as many on both datasets and more on one."""
 
 VARIANTS = [("GAN (non-saturating)", "nonsaturating", 1), ("GAN (minimax)", "minimax", 1),
             ("LSGAN", "least-squares", 1),
             ("PacGAN2", "nonsaturating", 2), ("PacGAN4", "nonsaturating", 4)]
 DATA = {"ring": ring, "grid": grid}
-HIDDEN, LAYERS, BATCH, LR, EVAL_N = 64, 3, 128, 1e-3, 2500
+HIDDEN, LAYERS, BATCH, LR, BETAS, EVAL_N = 64, 3, 128, 2e-3, (0.0, 0.99), 2500
 
 PUBLISHED = [  # ../shared/REFERENCE.md: VEEGAN Table 1 and PacGAN Table 1 (published, not ours)
     ("GAN (VEEGAN Table 1)", "1", "99.3", "–", "3.3", "0.5", "–"),
@@ -64,8 +68,8 @@ def train_setting(data_name: str, loss: str, pack: int, seeds: list[int], steps:
     objective = LOSSES[loss]
     S = len(seeds)
     G, D = stacked_pair(seeds, 2, 2, HIDDEN, LAYERS, pack)
-    opt_g = torch.optim.Adam(G.parameters(), lr=LR, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=LR, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(G.parameters(), lr=LR, betas=BETAS)
+    opt_d = torch.optim.Adam(D.parameters(), lr=LR, betas=BETAS)
     decay = lambda s: min(1.0, 2 * (1 - s / steps))      # noqa: E731
     scheds = [torch.optim.lr_scheduler.LambdaLR(o, decay) for o in (opt_g, opt_d)]
     gen = torch.Generator().manual_seed(seeds[0] * 7919 + pack * 31 + len(loss))
@@ -163,11 +167,11 @@ def run(lab: Lab) -> Outcome:
     collapsed = {d: min(s["modes"][0] for s in summary[d].values()) < DATA[d]().means.shape[0] for d in DATA}
     held = any(collapsed.values()) and all(g >= 0 for g in gains.values()) and any(g > 0 for g in gains.values())
     numbers = {"settings": [v[0] for v in VARIANTS], "seeds": len(seeds), "steps": steps, "batch": BATCH,
-               "hidden": HIDDEN, "lr": LR, "eval_samples": EVAL_N, "table": summary, "per_seed": per_seed,
+               "hidden": HIDDEN, "lr": LR, "betas": list(BETAS), "eval_samples": EVAL_N, "table": summary, "per_seed": per_seed,
                "packing_gain_in_modes": gains}
-    worst = {d: min(summary[d].items(), key=lambda kv: kv[1]["modes"][0]) for d in DATA}
-    head = "; ".join(f"{d}: worst {worst[d][0]} {worst[d][1]['modes'][0]:.1f} modes, GAN "
-                     f"{summary[d][base]['modes'][0]:.1f}, best packing {summary[d][base]['modes'][0] + gains[d]:.1f}"
+    fewest = {d: min(summary[d].items(), key=lambda kv: kv[1]["modes"][0]) for d in DATA}
+    head = "; ".join(f"{d}: GAN {summary[d][base]['modes'][0]:.1f}/{DATA[d]().means.shape[0]} modes, best packing "
+                     f"{summary[d][base]['modes'][0] + gains[d]:.1f}, fewest {fewest[d][0]} {fewest[d][1]['modes'][0]:.1f}"
                      for d in DATA)
     return Outcome(head, held, numbers)
 

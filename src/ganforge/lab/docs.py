@@ -29,6 +29,11 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def cell(text: str) -> str:
+    """Text for a Markdown table cell: a '|' would end the cell."""
+    return str(text).replace("|", "\\|")
+
+
 def held_word(held) -> str:
     return {True: "held", False: "did not hold", None: "measured"}[held]
 
@@ -59,8 +64,10 @@ def write_page(result: dict, module, run_dir: Path, docs: Path) -> Path:
     if extra is not None:
         lines += [extra(result), ""]
     lines += ["| number | value |", "|---|---|"]
-    lines += [f"| {k} | {_fmt(v)} |" for k, v in _scalars(result["numbers"])]
-    lines += ["", f"All numbers: `runs/lab/{name}/result.json`. Source: `src/ganforge/lab/{module.__name__.rsplit('.', 1)[1]}.py`.", ""]
+    lines += [f"| {cell(k)} | {cell(_fmt(v))} |" for k, v in _scalars(result["numbers"])]
+    shutil.copy2(run_dir / "result.json", fig_dir / "result.json")
+    lines += ["", f"All numbers, curves included: [result.json](figures/{name}/result.json) (a copy of "
+              f"`runs/lab/{name}/result.json`). Source: `src/ganforge/lab/{module.__name__.rsplit('.', 1)[1]}.py`.", ""]
     path = docs / f"{name}.md"
     path.write_text("\n".join(lines))
     return path
@@ -72,7 +79,7 @@ def write_index(results: list[dict], docs: Path) -> Path:
              "Each row links to its page with the figure and every number.", "",
              "| experiment | claim | what we measured | verdict | seconds |", "|---|---|---|---|---|"]
     for r in results:
-        lines.append(f"| [{r['name']}]({r['name']}.md) | {r['claim']} | {r['headline']} | {held_word(r['held'])} | "
+        lines.append(f"| [{r['name']}]({r['name']}.md) | {cell(r['claim'])} | {cell(r['headline'])} | {held_word(r['held'])} | "
                      f"{r['seconds']:.0f} |")
     m = results[0]["machine"] if results else {}
     lines += ["", f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, torch {m.get('torch', '?')}.", ""]

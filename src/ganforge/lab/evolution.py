@@ -22,7 +22,7 @@ import torch
 
 from ..errors import UserError
 from .base import Lab, Outcome
-from .images import classify, open_run, short_run
+from .images import classify, open_run, run_label, short_run
 
 NAME = "evolution"
 SUMMARY = "64 fixed codes z drawn at every stage of a run, as a GIF and an MP4 (noise → digits)"
@@ -62,7 +62,7 @@ def run(lab: Lab, run: Optional[Path] = None) -> Outcome:
     from ..viz.plots import figure
     if run is None:
         steps = lab.pick(700, 40)
-        lab.say(f"training a short run of the main job ({steps} steps) into {lab.out / 'run'}")
+        lab.say(f"training a short run of the main job ({steps} steps) into {lab.final / 'run'}")
         run = short_run(lab.out, steps, samples_every=max(1, steps // 35), seed=lab.seed).path
     open_run(run)
     shots = sample_steps(Path(run))
@@ -96,7 +96,7 @@ def run(lab: Lab, run: Optional[Path] = None) -> Outcome:
     held = d1 < 0.5 * d0 and last_change < 0.5 * first_change
     lab.say(f"{len(frames)} frames from step {shots[0][0]} to {shots[-1][0]}: distance to the nearest real image "
             f"{d0:.3f} → {d1:.3f}; frame-to-frame change {first_change:.3f} (first quarter) → {last_change:.3f} (last quarter)")
-    numbers = {"run": str(run), "frames": len(frames), "first_step": shots[0][0], "last_step": shots[-1][0],
+    numbers = {"run": run_label(lab, run), "frames": len(frames), "first_step": shots[0][0], "last_step": shots[-1][0],
                "nearest_real_rms_start": d0, "nearest_real_rms_end": d1, "change_first_quarter": first_change,
                "change_last_quarter": last_change, "classifier_confidence_start": rows[0][3],
                "classifier_confidence_end": rows[-1][3], "rows_columns": ["step", "nearest_real_rms", "change", "confidence"],

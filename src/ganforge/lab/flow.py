@@ -126,8 +126,8 @@ def run(lab: Lab) -> Outcome:
         fig.tight_layout()
         lab.save_figure(fig, f"flow-{case}")
         frames = []
-        for shot in shots[:40] + shots[40::4]:
-            f, a = figure(1, 1, size=(3.6, 3.6))
+        for shot in shots[:40:2] + shots[40::6]:
+            f, a = figure(1, 1, size=(3.2, 3.2))
             draw(a[0, 0], shot, r, f"{case}: step {shot['step']}")
             f.tight_layout()
             frames.append(render(f))

@@ -29,6 +29,12 @@ def short_run(folder: Path, steps: int, samples_every: int, seed: int = 0):
                  log={"every": max(1, steps // 10), "samples_every": samples_every, "checkpoint_every": steps})
 
 
+def run_label(lab, run: Path) -> str:
+    """How result.json names the run: 'run' for the one trained inside the experiment's folder."""
+    run = Path(run)
+    return "run (trained here)" if run.parent == lab.out else str(run)
+
+
 def open_run(path: Path):
     from ..api import load_run
     from ..errors import UserError

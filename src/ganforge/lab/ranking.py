@@ -20,7 +20,7 @@ from typing import Optional
 import torch
 
 from .base import Lab, Outcome
-from .images import open_run, short_run
+from .images import open_run, run_label, short_run
 
 NAME = "ranking"
 SUMMARY = "a batch sorted by D's score, and D's rank correlation with independent measures of quality"
@@ -66,7 +66,7 @@ def run(lab: Lab, run: Optional[Path] = None) -> Outcome:
     from ..viz.plots import figure
     if run is None:
         steps = lab.pick(800, 40)
-        lab.say(f"training a short run of the main job ({steps} steps) into {lab.out / 'run'}")
+        lab.say(f"training a short run of the main job ({steps} steps) into {lab.final / 'run'}")
         run = short_run(lab.out, steps, samples_every=steps, seed=lab.seed).path
     r = open_run(run)
     x = r.sample(lab.pick(N, 200), seed=lab.seed + 1, ema=False)
@@ -102,7 +102,7 @@ def run(lab: Lab, run: Optional[Path] = None) -> Outcome:
     fig.tight_layout()
     lab.save_figure(fig, "scatter")
     held = all(abs(v) < CLAIM_LIMIT for v in rho.values())
-    numbers = {"run": str(run), "n": n, "spearman": rho, "standard_error_if_independent": se, "claim_limit": CLAIM_LIMIT,
+    numbers = {"run": run_label(lab, run), "n": n, "spearman": rho, "standard_error_if_independent": se, "claim_limit": CLAIM_LIMIT,
                "d_score_mean": float(score.mean()), "d_score_sd": float(score.std())}
     head = "; ".join(f"ρ(D, {k.split(' to ')[0]}) {v:+.2f}" for k, v in rho.items())
     return Outcome(f"{head} (n = {n}, ±{se:.2f} if independent)", held, numbers)
