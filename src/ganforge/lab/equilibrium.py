@@ -28,8 +28,8 @@ PAGE = """At the start D separates the two distributions easily and its curve sw
 generator's density moves onto the data's, D loses its footing: its curve flattens towards 1/2 over the
 support, the point where it can no longer tell real from generated. The mean distance from 1/2 measured
 under p_data is the number to watch; the JSD from a density estimate of p_g shows the generator matching
-the data at the same time. The last bumps sit in the gaps between the modes, where a generator with a
-continuous map from z must still put a little mass. The dashed curve is |D* − 1/2| for the optimal D of
+the data at the same time. What remains of the mismatch sits in the gaps between the modes, where a
+generator with a continuous map from z must still put a little mass. The dashed curve is |D* − 1/2| for the optimal D of
 the generator at that moment (from a density estimate, so it carries the estimate's noise): the trained D
 is flatter than D* would be, a reminder that a flat D can also mean a D that has stopped learning. Two
 checks rule that out: the JSD beside it, and a fresh discriminator trained to convergence against the final
