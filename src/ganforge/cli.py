@@ -35,18 +35,48 @@ def _split_args(items: list[str]) -> tuple[str | None, list[str]]:
     return preset, overrides
 
 
+def _torchrun(n: int, argv: list[str]) -> int:
+    """Relaunch this train command as n processes under torchrun (gloo on CPUs, NCCL on GPUs)."""
+    import os
+    import subprocess
+    rest, skip = [], False
+    for arg in argv:            # drop --nproc N / --nproc=N; torchrun's workers get the rest
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            rest.append(arg)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", "-m", "ganforge", *rest]
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))
+    return subprocess.call(cmd, env=env)
+
+
 def cmd_train(a) -> int:
+    import os
     from .train.run import start
+    if a.nproc < 1:
+        raise UserError(f"--nproc must be at least 1, got {a.nproc}")
     preset, overrides = _split_args(a.items)
+    if a.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        from .train.distributed import Dist, check_batch
+        from .train.run import plan_run
+        cfg, _, _ = plan_run(preset, tuple(overrides), Path(a.out), Path(a.resume) if a.resume else None)
+        check_batch(cfg.batch_size, Dist(world=a.nproc), getattr(cfg.model.arch, "pack", 1))   # mistakes: one line here
+        return _torchrun(a.nproc, a.argv)
     trainer, resuming = start(preset, tuple(overrides), Path(a.out), Path(a.resume) if a.resume else None)
     cfg, run_dir = trainer.cfg, trainer.run_dir
-    if resuming:
+    if resuming and trainer.dist.main:
         trainer.progress.say(f"resuming {run_dir} from step {trainer.step}" if trainer.resumed
                              else f"{run_dir} has no checkpoint yet: starting it from step 0")
-    else:
+    elif trainer.dist.main:
         trainer.progress.say(f"run {run_dir}: {cfg.model.name} on {cfg.data.name} ({len(trainer.data)} samples), "
-                             f"loss {cfg.loss}, {cfg.steps} steps, {trainer.device} {cfg.precision}")
+                             f"loss {cfg.loss}, {cfg.steps} steps, {trainer.device} {cfg.precision}"
+                             + (f", {trainer.dist.world} processes" if trainer.dist.active else ""))
     result = trainer.run()
+    if not trainer.dist.main:
+        return 130 if result["stopped"] else 0
     if result["stopped"]:
         print(f"stopped at step {result['step']}; checkpoint written. Continue with: ganforge train --resume {run_dir}",
               file=sys.stderr)
@@ -146,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("items", nargs="*", metavar="CONFIG|key=value", help="a preset or YAML file, then overrides")
     t.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
     t.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint")
+    t.add_argument("--nproc", type=int, default=1,
+                   help="train data-parallel on N processes (launches torchrun; batch_size is the global batch)")
     t.set_defaults(fn=cmd_train)
 
     s = sub.add_parser("sample", help="draw samples from a run's generator")
@@ -218,6 +250,7 @@ def main(argv=None) -> int:
         args.items += extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return args.fn(args)
     except UserError as e:

@@ -30,10 +30,13 @@ def _grad_sq_norm(out: Tensor, inp: Tensor) -> Tensor:
 
 
 def gradient_penalty(d: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor,
-                     generator: Optional[torch.Generator] = None) -> Tensor:
-    """E[(||grad D(x_hat)||_2 - 1)^2] with x_hat on the line from fake to real."""
-    shape = (real.shape[0],) + (1,) * (real.dim() - 1)
-    e = torch.rand(shape, generator=generator, device=real.device, dtype=real.dtype)
+                     generator: Optional[torch.Generator] = None, rows: slice = slice(None), n_global: int = 0) -> Tensor:
+    """E[(||grad D(x_hat)||_2 - 1)^2] with x_hat on the line from fake to real.
+
+    Under data-parallel training the interpolation weights are drawn for the
+    global batch of ``n_global`` and this process keeps ``rows`` of them."""
+    shape = (n_global or real.shape[0],) + (1,) * (real.dim() - 1)
+    e = torch.rand(shape, generator=generator, device=real.device, dtype=real.dtype)[rows]
     x_hat = (e * real.detach() + (1 - e) * fake.detach()).requires_grad_(True)
     norm = (_grad_sq_norm(d(x_hat), x_hat) + 1e-12).sqrt()
     return (norm - 1).square().mean()

@@ -4,6 +4,8 @@ A finite dataset is read in shuffled epochs: epoch e uses a permutation drawn
 from (seed, e), and each epoch yields floor(N / B) full batches. A toy
 density is sampled afresh for every batch. Either way batch b is a pure
 function of (seed, b), so the stream's state is the number of batches drawn.
+Under data-parallel training every process draws the same global batch and
+keeps its own ``rows`` of it (``train.distributed``).
 """
 from __future__ import annotations
 
@@ -17,8 +19,9 @@ from ..rng import Stream, derive
 
 
 class Batches:
-    def __init__(self, dataset, batch_size: int, seed: int, device="cpu"):
+    def __init__(self, dataset, batch_size: int, seed: int, device="cpu", rows: slice = slice(None)):
         self.ds, self.batch_size, self.seed, self.device = dataset, batch_size, seed, torch.device(device)
+        self.rows = rows
         self.drawn = 0
         self._epoch, self._perm = -1, None
         if dataset.density is not None:
@@ -36,13 +39,13 @@ class Batches:
         self.drawn += 1
         if self.ds.density is not None:
             self._toy.count = b
-            return self.ds.density.sample(self.batch_size, self._toy.next(), self.device), None
+            return self.ds.density.sample(self.batch_size, self._toy.next(), self.device)[self.rows], None
         epoch, i = divmod(b, self.per_epoch)
         if epoch != self._epoch:
             g = torch.Generator().manual_seed(derive(self.seed, "epoch", epoch))
             self._perm = torch.randperm(len(self.ds), generator=g).to(self.device)
             self._epoch = epoch
-        idx = self._perm[i * self.batch_size:(i + 1) * self.batch_size]
+        idx = self._perm[i * self.batch_size:(i + 1) * self.batch_size][self.rows]
         return self.x[idx], (self.y[idx] if self.y is not None else None)
 
     def state_dict(self) -> dict:

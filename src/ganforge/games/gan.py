@@ -32,18 +32,27 @@ class Regularizer:
 
 class GANGame:
     def __init__(self, G: nn.Module, D: nn.Module, loss: Loss, reg: Regularizer, clip: float,
-                 opt_g, opt_d, batches, z_stream, aux_stream, d_steps: int, batch_size: int, precision):
+                 opt_g, opt_d, batches, z_stream, aux_stream, d_steps: int, batch_size: int, precision, dist=None):
         self.G, self.D, self.loss, self.reg, self.clip = G, D, loss, reg, clip
         self.opt_g, self.opt_d, self.batches = opt_g, opt_d, batches
         self.z_stream, self.aux_stream = z_stream, aux_stream
         self.d_steps, self.batch_size, self.precision = d_steps, batch_size, precision
+        self.dist = dist                       # data-parallel group (train.distributed.Dist) or None
+        self.rows = dist.rows(batch_size) if dist is not None else slice(None)
         self.d_count = 0                       # discriminator updates so far (for lazy regularization)
         self.last_real: Tensor | None = None
         self.joint = not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in D.modules())
 
     def sample_z(self, n: int) -> Tensor:
+        """This process's rows of a global batch of n codes."""
         g = self.z_stream.next()
-        return torch.randn(n, self.G.z_dim, generator=g, device=g.device)
+        return torch.randn(n, self.G.z_dim, generator=g, device=g.device)[self.rows]
+
+    def _sync(self, net: nn.Module):
+        """The gradient all-reduce of ``net`` (only the net being updated), or None in one process."""
+        if self.dist is None or not self.dist.active:
+            return None
+        return lambda: self.dist.average_grads(net.parameters())
 
     def _outputs(self, out: Tensor) -> Tensor:
         """What is logged as D(x): the probability for logit losses, else the raw output."""
@@ -71,14 +80,15 @@ class GANGame:
         if lazy_on:
             if reg.name == "gp":
                 with self.precision.autocast():
-                    pen = gradient_penalty(lambda v: self.D(v).float(), real, fake, self.aux_stream.next())
+                    pen = gradient_penalty(lambda v: self.D(v).float(), real, fake, self.aux_stream.next(),
+                                           self.rows, self.batch_size)
             elif reg.name == "r1":
                 pen = r1_penalty(out_real, real)
             else:
                 pen = r1_penalty(out_fake, fake)
             loss = loss + reg.weight * reg.every * pen
             stats["penalty"] = pen.detach()
-        self.precision.backward_step(loss, self.opt_d, "d")
+        self.precision.backward_step(loss, self.opt_d, "d", self._sync(self.D))
         if self.clip:
             clip_weights(self.D, self.clip)
         self.d_count += 1
@@ -96,7 +106,7 @@ class GANGame:
                     with torch.no_grad():
                         out_real = self.D(self.last_real).float()
             loss = self.loss.g(out_fake, out_real)
-            self.precision.backward_step(loss, self.opt_g, "g")
+            self.precision.backward_step(loss, self.opt_g, "g", self._sync(self.G))
         finally:
             self.D.requires_grad_(True)
         return {"loss_g": loss.detach(), "d_fake_g": self._outputs(out_fake)}

@@ -35,7 +35,7 @@ from ..nets import FAMILIES, build_nets
 from ..rng import Stream, derive
 from ..viz.grid import grid, png_bytes
 from ..viz.scatter import toy_png
-from . import checkpoint
+from . import checkpoint, distributed
 from .ema import EMA
 from .log import MetricsLog, Progress
 from .precision import Precision
@@ -61,7 +61,10 @@ class Trainer:
     def __init__(self, cfg: Config, run_dir: Path, progress=None):
         """``progress``: a Progress, a mode name ('bar', 'lines', 'off'), or None for the config's."""
         self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.dist = distributed.from_env()
         self.device = pick_device(cfg.device)
+        if self.dist.active and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.precision = Precision(cfg.precision, self.device)
@@ -70,6 +73,7 @@ class Trainer:
         pack = getattr(cfg.model.arch, "pack", 1)
         if cfg.batch_size % pack:
             raise UserError(f"batch_size={cfg.batch_size} must be a multiple of model.pack={pack}")
+        distributed.check_batch(cfg.batch_size, self.dist, pack)
         torch.manual_seed(derive(cfg.seed, "init"))
         G, D = build_nets(cfg.model, self.data.shape)
         self.G, self.D = G.to(self.device), D.to(self.device)
@@ -79,17 +83,20 @@ class Trainer:
         self.opt_g = make_optimizer(self.G.parameters(), cfg.optim.g)
         self.opt_d = make_optimizer(self.D.parameters(), cfg.optim.d)
         self.ema = EMA(self.G, cfg.ema.half_life_kimg, cfg.ema.rampup) if cfg.ema.enabled else None
-        self.batches = Batches(self.data, cfg.batch_size, cfg.seed, self.device)
+        self.batches = Batches(self.data, cfg.batch_size, cfg.seed, self.device, rows=self.dist.rows(cfg.batch_size))
         self.z_stream = Stream(cfg.seed, "z", self.device)
         self.aux_stream = Stream(cfg.seed, "aux", self.device)
         reg = Regularizer(cfg.penalty.name, cfg.penalty.weight or 0.0, cfg.penalty.every or 1)
         self.game = GANGame(self.G, self.D, LOSSES[cfg.loss], reg, cfg.clip or 0.0, self.opt_g, self.opt_d,
-                            self.batches, self.z_stream, self.aux_stream, cfg.d_steps, cfg.batch_size, self.precision)
+                            self.batches, self.z_stream, self.aux_stream, cfg.d_steps, cfg.batch_size, self.precision,
+                            self.dist)
         n_fixed = cfg.log.n_samples or (64 if self.data.kind == "image" else 1000)
         self.fixed_z = torch.randn(n_fixed, cfg.model.z_dim, generator=Stream(cfg.seed, "fixed-z").next()).to(self.device)
         self.step, self.images, self.train_time = 0, 0, 0.0
         self.acc: dict = {}         # key -> [sum, count] over the current log interval
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        if not self.dist.main:
+            progress = "off"                    # one progress line: rank 0's
         self.progress = progress if isinstance(progress, Progress) else Progress(cfg.steps, progress or cfg.log.progress)
         self.resumed = False
         self.tb = None
@@ -249,7 +256,7 @@ class Trainer:
         """The means of the interval's statistics, each over the updates that computed it."""
         rec = {"step": self.step, "kimg": round(self.images / 1000, 3), "time": round(self.train_time, 3),
                "img_s": round(img_s, 1)}
-        rec.update({k: float(total / n) for k, (total, n) in self.acc.items()})
+        rec.update(self.dist.mean({k: float(total / n) for k, (total, n) in self.acc.items()}))
         rec.update(self.grad_norms())
         rec["lr_g"] = self.opt_g.param_groups[0]["lr"]
         rec["lr_d"] = self.opt_d.param_groups[0]["lr"]
@@ -274,9 +281,11 @@ class Trainer:
 
     def run(self) -> dict:
         cfg = self.cfg
-        self.run_dir.joinpath("checkpoints").mkdir(parents=True, exist_ok=True)
-        self.metrics.truncate_after(self.step)
-        if cfg.log.tb:
+        main = self.dist.main                  # only rank 0 writes the run folder
+        if main:
+            self.run_dir.joinpath("checkpoints").mkdir(parents=True, exist_ok=True)
+            self.metrics.truncate_after(self.step)
+        if cfg.log.tb and main:
             self.tb = EventWriter(self.run_dir / "tb")
             self.tb.session_start(self.step)
         old = {}
@@ -285,7 +294,7 @@ class Trainer:
         self.progress.start(self.step)
         last: dict = {}
         try:
-            if self.step == 0:
+            if self.step == 0 and main:
                 self.write_samples()
             t_mark, img_mark = time.time(), self.images
             while self.step < cfg.steps and not self._stop:
@@ -298,26 +307,31 @@ class Trainer:
                     self.ema.update(cfg.batch_size, self.images)
                 self.accumulate(stats)
                 self.train_time += time.time() - t0
+                if self.dist.active:
+                    self._stop = self.dist.any(self._stop)      # every rank stops at the same step
                 final = self.step == cfg.steps
                 eval_due = (cfg.eval.every and self.step % cfg.eval.every == 0) or final
                 if self.step % cfg.log.every == 0 or eval_due:
                     now = time.time()
                     rec = self.log_line((self.images - img_mark) / max(now - t_mark, 1e-9))
                     t_mark, img_mark = now, self.images
-                    if eval_due:
+                    if eval_due and main:
                         rec.update(self.evaluate())
-                    self.metrics.write(rec)
+                    self.dist.barrier()
+                    if main:
+                        self.metrics.write(rec)
                     if self.tb is not None:
                         self.tb.scalars(self.step, {k: v for k, v in rec.items()
                                                     if k != "step" and isinstance(v, (int, float))})
                     self.acc, last = {}, rec
                     self.progress.update(self.step, rec, force=final)
-                if self.step % cfg.log.samples_every == 0 or final:
+                if main and (self.step % cfg.log.samples_every == 0 or final):
                     self.write_samples()
-                if self.step % cfg.log.checkpoint_every == 0 or final:
+                if main and (self.step % cfg.log.checkpoint_every == 0 or final):
                     checkpoint.save(self.run_dir / "checkpoints", self.state_dict(), self.step, cfg.log.keep)
-            if self._stop and self.step < cfg.steps:
+            if main and self._stop and self.step < cfg.steps:
                 checkpoint.save(self.run_dir / "checkpoints", self.state_dict(), self.step, cfg.log.keep)
+            self.dist.barrier()
         finally:
             for sig, handler in old.items():
                 signal.signal(sig, handler)

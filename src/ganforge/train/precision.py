@@ -57,15 +57,20 @@ class Precision:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=DTYPES[self.mode])
 
-    def backward_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer, which: str) -> None:
-        """zero_grad, backward and step for the optimizer of net ``which``."""
+    def backward_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer, which: str, sync=None) -> None:
+        """zero_grad, backward and step for the optimizer of net ``which``; ``sync()`` runs between
+        backward and step (the gradient all-reduce of data-parallel training)."""
         opt.zero_grad(set_to_none=True)
         scaler = self.scalers.get(which)
         if scaler is None:
             loss.backward()
+            if sync is not None:
+                sync()
             opt.step()
         else:
             scaler.scale(loss).backward()
+            if sync is not None:
+                sync()
             scaler.step(opt)
             scaler.update()
 

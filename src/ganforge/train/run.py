@@ -146,11 +146,20 @@ def load_saved_config(run_dir: Path) -> Config:
 
 
 def start(preset: Optional[str], overrides: tuple, out: Path, resume: Optional[Path] = None, progress=None):
-    """A trainer ready to run: config checked, data and nets built, then the folder made or reopened."""
+    """A trainer ready to run: config checked, data and nets built, then the folder made or reopened.
+
+    Under torchrun every rank checks the config and plans the same folder
+    before rank 0 creates it; the others then open it as rank 0 left it."""
+    from .distributed import from_env
     from .loop import Trainer, write_run_info
+    d = from_env()
     cfg, run_dir, resuming = plan_run(preset, overrides, out, resume)
     trainer = Trainer(cfg, run_dir, progress)
-    create_run(cfg, run_dir, resuming)
+    d.barrier()                                   # every rank has planned before the folder exists
+    if d.main:
+        create_run(cfg, run_dir, resuming)
+    d.barrier()
     trainer.resumed = resuming and trainer.resume_from_checkpoint()
-    write_run_info(trainer)
+    if d.main:
+        write_run_info(trainer)
     return trainer, resuming

@@ -1,0 +1,117 @@
+"""Data-parallel training over processes started by torchrun (gloo on CPUs, NCCL on GPUs).
+
+Every rank holds the full G and D and draws the same *global* batch of
+indices, z and penalty noise from the run's seeded streams, then keeps its
+own contiguous slice of it (``batch_size`` is the global batch; each of the
+N ranks computes batch_size / N samples). After each backward pass the
+gradients of the network being updated, and only that network, are
+averaged over the ranks with one all-reduce of a flat buffer; every rank
+then takes the same optimizer step, so the weights stay identical without
+broadcasting them. This is the explicit per-phase all-reduce of StyleGAN3's
+training loop rather than DistributedDataParallel wrappers: DDP would hook
+the backward passes of both nets, and a GAN's D phase computes no gradient
+for G and its G phase none for D (D is frozen), which DDP reports as unused
+parameters or all-reduces needlessly. Because the slices partition the
+global batch and the losses are batch means, N ranks compute exactly the
+mean gradient that one process with the whole batch computes (up to the
+order of floating-point sums). Exceptions, stated where they apply: batch
+statistics (batch norm, the relativistic-average loss's batch means) are
+per rank.
+
+Only rank 0 writes the run folder (logs, samples, checkpoints); the other
+ranks wait at a barrier where rank 0 does file work.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterable
+
+import torch
+import torch.distributed as dist
+
+from ..errors import UserError
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: str = "cpu"        # where collective tensors live: cuda:N under NCCL
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def rows(self, n_global: int) -> slice:
+        """This rank's slice of a global batch of ``n_global``."""
+        k = n_global // self.world
+        return slice(self.rank * k, (self.rank + 1) * k)
+
+    def average_grads(self, params: Iterable[torch.nn.Parameter]) -> None:
+        """Replace each gradient by its mean over the ranks (one flat all-reduce)."""
+        if not self.active:
+            return
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def mean(self, values: dict) -> dict:
+        """Scalars averaged over the ranks (for log lines)."""
+        if not self.active or not values:
+            return values
+        keys = sorted(values)
+        t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return {k: float(v) / self.world for k, v in zip(keys, t.cpu().tolist())}
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank when the flag is set on any (a stop request must stop all at one step)."""
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
+
+    def barrier(self) -> None:
+        if self.active:
+            dist.barrier()
+
+    def broadcast_object(self, obj):
+        if not self.active:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+
+def from_env() -> Dist:
+    """The process group torchrun describes in the environment (or a single process)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    use_nccl = torch.cuda.is_available() and os.environ.get("GANFORGE_BACKEND", "") != "gloo"
+    if not dist.is_initialized():
+        if use_nccl:
+            torch.cuda.set_device(local)
+        dist.init_process_group("nccl" if use_nccl else "gloo")
+    return Dist(rank, world, local, f"cuda:{local}" if use_nccl else "cpu")
+
+
+def check_batch(batch_size: int, d: Dist, pack: int) -> None:
+    if batch_size % d.world:
+        raise UserError(f"batch_size={batch_size} is the global batch and must divide over the {d.world} processes")
+    if (batch_size // d.world) % pack:
+        raise UserError(f"each of the {d.world} processes gets {batch_size // d.world} samples, "
+                        f"not a multiple of model.pack={pack}")
