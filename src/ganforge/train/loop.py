@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -87,7 +88,16 @@ class Trainer:
         self.z_stream = Stream(cfg.seed, "z", self.device)
         self.aux_stream = Stream(cfg.seed, "aux", self.device)
         reg = Regularizer(cfg.penalty.name, cfg.penalty.weight or 0.0, cfg.penalty.every or 1)
-        self.game = GANGame(self.G, self.D, LOSSES[cfg.loss], reg, cfg.clip or 0.0, self.opt_g, self.opt_d,
+        G_run, D_run = self.G, self.D              # what the game calls: the nets, or their compiled forms
+        if cfg.compile:
+            from .precision import compiled
+            G_run = compiled(self.G, self._warn)
+            if reg.name in ("none",) or not reg.weight:
+                D_run = compiled(self.D, self._warn)
+            else:                                   # aot_autograd has no double backward (torch 2.13)
+                self._warn(f"compile=true: D stays eager because penalty {reg.name} needs a double backward, "
+                           "which torch.compile does not support; G is compiled")
+        self.game = GANGame(G_run, D_run, LOSSES[cfg.loss], reg, cfg.clip or 0.0, self.opt_g, self.opt_d,
                             self.batches, self.z_stream, self.aux_stream, cfg.d_steps, cfg.batch_size, self.precision,
                             self.dist)
         n_fixed = cfg.log.n_samples or (64 if self.data.kind == "image" else 1000)
@@ -103,6 +113,10 @@ class Trainer:
         self._stop = False
         self._evaluator = None      # built at the first evaluation
         self.best = None            # {"metric", "value", "step"} of checkpoints/best.pt
+
+    def _warn(self, message: str) -> None:
+        if self.dist.main:
+            print(f"ganforge: warning: {message}", file=sys.stderr)
 
     # ------------------------------------------------------------ state
     def state_dict(self) -> dict:

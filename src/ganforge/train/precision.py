@@ -81,3 +81,19 @@ class Precision:
         for k, s in self.scalers.items():
             if k in state:
                 s.load_state_dict(state[k])
+
+
+def compiled(net: torch.nn.Module, warn) -> torch.nn.Module:
+    """``torch.compile(net)`` whose failures fall back to eager execution with one warning.
+
+    Compilation happens at the first call; TorchDynamo's ``suppress_errors``
+    turns a failure there into eager execution of the same module (the
+    weights are shared, so checkpoints always hold the plain module)."""
+    try:
+        import torch._dynamo
+        torch._dynamo.config.suppress_errors = True
+        return torch.compile(net)
+    except Exception as e:                      # no compiler backend at all on this platform
+        warn(f"compile=true: torch.compile is unavailable here ({type(e).__name__}: {str(e)[:120]}); running eager")
+        return net
+
