@@ -180,3 +180,13 @@ def test_bf16_autocast_trains_with_r1(tmp_path, tiny_dcgan):
     assert run.config.precision == "bf16"
     assert all(v == v for r in (first, last) for v in r.values() if isinstance(v, float))
     assert all(p.dtype == torch.float32 for p in run.G.parameters())      # master weights stay fp32
+
+
+def test_eval_metrics_none_and_nothing_to_measure_at_several_evaluations(tmp_path, tiny_dcgan):
+    """eval.metrics=none skips evaluation; an image run with nothing to measure passes eval.every quietly."""
+    args = ["steps=4", "log.every=2", "log.checkpoint_every=4", "log.samples_every=4", "eval.every=2"] + tiny_dcgan
+    run = ganforge.train(None, name="none", **_kw(args + ["eval.metrics=none"]), out=tmp_path, progress="off")
+    assert all("fid" not in r for r in run.metrics())
+    run = ganforge.train(None, name="digits8", **_kw(args + ["data=digits", "data.resolution=16"]), out=tmp_path,
+                         progress="off")
+    assert run.step == 4 and [r["step"] for r in run.metrics()] == [2, 4]

@@ -212,9 +212,11 @@ class Trainer:
     def evaluator(self):
         """None (nothing to measure), "modes" (toy default), or an Evaluator built on first use."""
         if self._evaluator is not None:
-            return self._evaluator
+            return self._evaluator or None           # False: nothing to measure (decided at the first call)
         e = self.cfg.eval
-        if e.metrics == "auto" and self.data.density is not None:
+        if e.metrics == "none":
+            self._evaluator = False
+        elif e.metrics == "auto" and self.data.density is not None:
             self._evaluator = "modes"
         elif e.metrics == "auto" and self.data.kind == "image" and tuple(self.data.shape) != (1, 28, 28):
             self._evaluator = False                       # images other than digits: only when asked
