@@ -61,3 +61,21 @@ def test_nproc_mistakes_are_one_line_before_launching(tmp_path):
     r = run_cli("train", *COMMON, "model.pack=4", "batch_size=36", "name=x", "--out", tmp_path, "--nproc", "2")
     assert r.returncode == 2 and "model.pack=4" in r.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_batch_norm_is_synchronized_over_processes(tmp_path):
+    """DCGAN's G has batch norm: with sync_bn (the default) 2 processes match 1; per-process statistics do not."""
+    dcgan = ["mnist-dcgan", "model.g_width=8", "model.d_width=8", "model.z_dim=16", "batch_size=16", "steps=4",
+             "log.every=2", "log.samples_every=100", "log.checkpoint_every=4", "eval.metrics=none", *SGD,
+             "optim.schedule=constant"]
+
+    def train(name, *extra, nproc=1):
+        r = run_cli("train", *dcgan, f"name={name}", *extra, "--out", tmp_path,
+                    *(["--nproc", str(nproc)] if nproc > 1 else []), timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+        return _weights(tmp_path / name)
+
+    one, two, per_rank = train("one", "threads=1"), train("two", nproc=2), train("apart", "sync_bn=false", nproc=2)
+    for k in one:
+        torch.testing.assert_close(two[k].float(), one[k].float(), rtol=1e-5, atol=1e-6, msg=k)
+    assert max(float((per_rank[k].float() - one[k].float()).abs().max()) for k in one) > 1e-4

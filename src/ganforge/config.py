@@ -143,6 +143,7 @@ class Config:
     device: str = opt("auto", "auto, cpu, cuda or cuda:N")
     threads: int = opt(0, "CPU threads for torch; 0: torch's default", min=0)
     channels_last: bool = opt(True, "channels-last memory format for convolutional families")
+    sync_bn: bool = opt(True, "with --nproc N: batch norm statistics over all N processes, as one process would compute")
     compile: bool = opt(False, "run G and D through torch.compile; falls back to eager with one warning where it fails")
     resume: bool = opt(False, "continue the run in the named folder if it exists")
     data: DataConfig = section(DataConfig)

@@ -77,6 +77,9 @@ class Trainer:
         distributed.check_batch(cfg.batch_size, self.dist, pack)
         torch.manual_seed(derive(cfg.seed, "init"))
         G, D = build_nets(cfg.model, self.data.shape)
+        if self.dist.active and cfg.sync_bn:
+            from .syncbn import convert
+            G, D = convert(G), convert(D)
         self.G, self.D = G.to(self.device), D.to(self.device)
         if family.convolutional and cfg.channels_last:
             self.G.to(memory_format=torch.channels_last)
