@@ -79,3 +79,16 @@ def test_batch_norm_is_synchronized_over_processes(tmp_path):
     for k in one:
         torch.testing.assert_close(two[k].float(), one[k].float(), rtol=1e-5, atol=1e-6, msg=k)
     assert max(float((per_rank[k].float() - one[k].float()).abs().max()) for k in one) > 1e-4
+
+
+def test_evaluation_is_shared_by_the_processes_and_equals_one_process(tmp_path):
+    args = ["mnist-dcgan", "model.g_width=8", "model.d_width=8", "model.z_dim=16", "batch_size=16", "steps=2",
+            "log.every=2", "log.samples_every=100", "log.checkpoint_every=2", "eval.n=301",
+            "eval.metrics=fid,kid,is,pr,dc,modes", "optim.schedule=constant"]
+    rows = {}
+    for name, extra in (("one", ["threads=1"]), ("two", ["--nproc", "2"])):
+        r = run_cli("train", *args, f"name={name}", "--out", tmp_path, *extra, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+        rows[name] = json.loads((tmp_path / name / "metrics.jsonl").read_text().splitlines()[-1])
+    for key in ("fid", "kid", "is", "precision", "recall", "density", "coverage", "modes", "kl"):
+        assert rows["two"][key] == pytest.approx(rows["one"][key], rel=1e-5, abs=1e-6), key

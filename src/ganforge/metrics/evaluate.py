@@ -142,8 +142,12 @@ class Evaluator:
                       file=sys.stderr)
         return self._real
 
-    def __call__(self, fake: Source, n: int) -> dict:
-        """Every metric of this evaluator for ``n`` samples of ``fake`` (a tensor or fn(start, count))."""
+    def __call__(self, fake: Source, n: int, extracted: Optional[Extracted] = None) -> dict:
+        """Every metric of this evaluator for ``n`` samples of ``fake`` (a tensor or fn(start, count)).
+
+        ``extracted``: the samples' features (and logits) when they were extracted elsewhere, e.g.
+        gathered from data-parallel processes; ``fake`` is then read only if the digit classifier
+        is a second network."""
         t0 = time.time()
         if self.kind == "image" and self.metrics == ("modes",):   # only the digit classifier is needed
             return {"metrics": {"modes": self._modes(_materialise(fake, n), n, None)},
@@ -154,10 +158,11 @@ class Evaluator:
         keep_l = "is" in self.metrics
         if keep_l and not self.extractor.has_logits:
             raise UserError(f"the {self.extractor.name} extractor has no logits for the Inception Score")
-        if self.kind == "image" and self.digit_net is not None:
+        if self.kind == "image" and self.digit_net is not None and (extracted is None or self.digit_net is not self.extractor):
             fake = _materialise(fake, n)          # the digit classifier sees the same samples
-        got = extract(self.extractor, fake, n, self.s.batch, keep_features=keep_f, keep_logits=keep_l,
-                      device=self.s.device, progress=self.s.progress, label="generated")
+        got = extracted if extracted is not None else extract(
+            self.extractor, fake, n, self.s.batch, keep_features=keep_f, keep_logits=keep_l,
+            device=self.s.device, progress=self.s.progress, label="generated")
         prov = {**self.extractor.describe(), "n_fake": n, "n_real": real.n}
         out: dict = {}
         if "fid" in self.metrics:

@@ -19,7 +19,9 @@ statistics (batch norm, the relativistic-average loss's batch means) are
 per rank.
 
 Only rank 0 writes the run folder (logs, samples, checkpoints); the other
-ranks wait at a barrier where rank 0 does file work.
+ranks wait at a barrier where rank 0 does file work. An evaluation splits
+its samples: each rank generates and extracts features for its contiguous
+share, and rank 0 gathers them in order and computes the metrics.
 """
 from __future__ import annotations
 
@@ -82,6 +84,14 @@ class Dist:
         t = torch.tensor([1.0 if flag else 0.0], device=self.device)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item())
+
+    def gather_to_main(self, obj):
+        """Every rank's ``obj`` as a list in rank order on rank 0; None on the others."""
+        if not self.active:
+            return [obj]
+        out = [None] * self.world if self.main else None
+        dist.gather_object(obj, out, dst=0)
+        return out
 
     def barrier(self) -> None:
         if self.active:

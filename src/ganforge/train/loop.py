@@ -206,11 +206,33 @@ class Trainer:
         z = torch.randn(self.cfg.eval.n, self.cfg.model.z_dim,
                         generator=Stream(self.cfg.eval.seed, "eval-z").next()).to(self.device)
         if ev == "modes":                                  # toy default: the cheap VEEGAN/PacGAN counts
+            if not self.dist.main:
+                return {}
             m = mode_metrics(self.generate(z), self.data.density.means, self.data.density.std)
             return {"modes": m["modes"], "hq": m["hq"], "kl": m["kl"]}
-        out = flat_scores(ev(lambda start, count: self.generate(z[start:start + count]), len(z)))
+        got = self.extract_everywhere(ev, z) if self.dist.active else None
+        if not self.dist.main:
+            return {}
+        out = flat_scores(ev(lambda start, count: self.generate(z[start:start + count]), len(z), extracted=got))
         self.keep_best(out)
         return out
+
+    def extract_everywhere(self, ev, z: torch.Tensor):
+        """Under data-parallel training: each rank draws its contiguous share of the evaluation's samples and
+        runs them through the extractor; rank 0 receives every share, in order (None on the other ranks)."""
+        from ..metrics.extract import Extracted, extract
+        from ..metrics.fid import FeatureStats
+        part = z.tensor_split(self.dist.world)[self.dist.rank]
+        logits = ev.extractor.has_logits and ("is" in ev.metrics or ev.digit_net is ev.extractor)
+        mine = extract(ev.extractor, lambda start, count: self.generate(part[start:start + count]), len(part),
+                       ev.s.batch, keep_features=True, keep_logits=logits, device=self.device)
+        shares = self.dist.gather_to_main((mine.features, mine.logits, mine.seconds))
+        if shares is None:
+            return None
+        feats = torch.cat([f for f, _, _ in shares])
+        return Extracted(FeatureStats(feats.shape[1]).update(feats), feats,
+                         torch.cat([lg for _, lg, _ in shares]) if logits else None, len(feats),
+                         max(sec for _, _, sec in shares))
 
     def evaluator(self):
         """None (nothing to measure), "modes" (toy default), or an Evaluator built on first use."""
@@ -334,8 +356,8 @@ class Trainer:
                     now = time.time()
                     rec = self.log_line((self.images - img_mark) / max(now - t_mark, 1e-9))
                     t_mark, img_mark = now, self.images
-                    if eval_due and main:
-                        rec.update(self.evaluate())
+                    if eval_due:
+                        rec.update(self.evaluate())     # every rank extracts its share; rank 0 scores
                     self.dist.barrier()
                     if main:
                         self.metrics.write(rec)
