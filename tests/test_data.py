@@ -248,3 +248,15 @@ def test_batches_are_a_function_of_the_counter():
     t1 = [toy.next()[0] for _ in range(3)]
     toy.load_state_dict({"drawn": 1})
     assert torch.equal(toy.next()[0], t1[1])
+
+
+def test_large_folders_decode_in_worker_processes_in_order(tmp_path):
+    from ganforge.data import files as F
+    rng = np.random.default_rng(0)
+    for i in range(F.PARALLEL_FROM + 50):
+        Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(tmp_path / f"{i:05d}.png")
+    (tmp_path / "00007x.png").write_bytes(b"not an image")
+    paths = sorted(tmp_path.glob("*.png"))
+    one, many = F.decode_all(paths, 3, 16, workers=1), F.decode_all(paths, 3, 16, workers=2)
+    assert len(one) == len(many) == len(paths) and sum(a is None for a in many) == 1
+    assert all((a is None and b is None) or np.array_equal(a, b) for a, b in zip(one, many))

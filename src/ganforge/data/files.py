@@ -2,7 +2,9 @@
 
 - ``folder:PATH``: PNG/JPEG/BMP/WebP/GIF images below PATH (recursively;
   hidden files and folders skipped), labels from first-level sub-folder
-  names when asked. Unreadable images are skipped and counted.
+  names when asked. Unreadable images are skipped and counted. Large
+  folders are decoded by worker processes (one per core, up to 8), once,
+  into one tensor that training then indexes without any decoding.
 - ``npz:PATH``: array ``x`` (N, H, W), (N, H, W, C), (N, C, H, W) or (N, d),
   optional ``y``; loaded without pickle.
 - ``idx:PATH``: MNIST / Fashion-MNIST IDX files (LeCun et al. 1998; Xiao et
@@ -74,6 +76,29 @@ def _decode(path: Path, channels: int, side: int) -> np.ndarray:
     return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
 
 
+def _try_decode(args) -> "np.ndarray | None":
+    try:
+        return _decode(*args)
+    except Exception:  # any decoder failure means an unusable file
+        return None
+
+
+PARALLEL_FROM = 1000      # images; below this, starting worker processes costs more than it saves
+
+
+def decode_all(files: list[Path], channels: int, side: int, workers: int = 0) -> list:
+    """Each file decoded (an array, or None if unreadable), in order; in worker processes for large folders."""
+    jobs = [(p, channels, side) for p in files]
+    workers = workers or min(os.cpu_count() or 1, 8)
+    import multiprocessing as mp
+    if workers < 2 or len(files) < PARALLEL_FROM or "fork" not in mp.get_all_start_methods():
+        return [_try_decode(j) for j in jobs]
+    from concurrent.futures import ProcessPoolExecutor
+    # fork, as torch's DataLoader on Linux: spawn would re-run the user's script in every worker
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+        return list(pool.map(_try_decode, jobs, chunksize=64))
+
+
 def _folder_channels(files: list[Path]) -> int:
     from PIL import Image
     for p in files[:64]:
@@ -104,12 +129,11 @@ def load_folder(path: str, channels, resolution, labels: bool):
                             + (f"; {len(loose)} images lie directly in it" if loose else ""))
         classes = names
     arrays, ys, bad = [], [], []
-    for p in files:
-        try:
-            arrays.append(_decode(p, channels, side))
-        except Exception:  # any decoder failure means an unusable file
+    for p, a in zip(files, decode_all(files, channels, side)):
+        if a is None:                      # any decoder failure means an unusable file
             bad.append(p)
             continue
+        arrays.append(a)
         if classes is not None:
             ys.append(classes.index(p.relative_to(root).parts[0]))
     if not arrays:
