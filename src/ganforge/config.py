@@ -141,7 +141,7 @@ class Config:
     precision: str = opt("auto", "auto (bf16 where the hardware is fast at it), fp32, bf16 or fp16 (CUDA)",
                          choices=("auto", "fp32", "bf16", "fp16"))
     device: str = opt("auto", "auto, cpu, cuda or cuda:N")
-    threads: int = opt(0, "CPU threads for torch; 0: torch's default", min=0)
+    threads: int = opt(0, "CPU threads for torch; 0: torch's default (data-parallel: the cores shared by the processes)", min=0)
     channels_last: bool = opt(True, "channels-last memory format for convolutional families")
     sync_bn: bool = opt(True, "with --nproc N: batch norm statistics over all N processes, as one process would compute")
     compile: bool = opt(False, "run G and D through torch.compile; falls back to eager with one warning where it fails")

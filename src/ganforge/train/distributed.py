@@ -119,6 +119,13 @@ def from_env() -> Dist:
     return Dist(rank, world, local, f"cuda:{local}" if use_nccl else "cpu")
 
 
+def threads_per_rank() -> int:
+    """The machine's cores shared by the ranks on it (torchrun itself sets OMP_NUM_THREADS=1 for each)."""
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, local))
+
+
 def check_batch(batch_size: int, d: Dist, pack: int) -> None:
     if batch_size % d.world:
         raise UserError(f"batch_size={batch_size} is the global batch and must divide over the {d.world} processes")

@@ -68,6 +68,8 @@ class Trainer:
             self.device = torch.device("cuda", self.dist.local_rank)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        elif self.dist.active and self.device.type == "cpu":
+            torch.set_num_threads(distributed.threads_per_rank())
         self.precision = Precision(cfg.precision, self.device)
         self.data = load_dataset(cfg.data)
         family = FAMILIES[cfg.model.name]
