@@ -176,43 +176,40 @@ def run(lab: Lab) -> Outcome:
     return Outcome(head, held, numbers)
 
 
+def _panel(a, means: torch.Tensor, x: torch.Tensor, lim: float, size: float) -> None:
+    """One scatter of generated points over the modes (grey crosses), without ticks."""
+    a.scatter(means[:, 0], means[:, 1], s=14, c="0.7", marker="x", linewidths=0.8)
+    a.scatter(x[:, 0], x[:, 1], s=size, c="tab:orange", linewidths=0)
+    a.set_xlim(-lim, lim)
+    a.set_ylim(-lim, lim)
+    a.set_xticks([])
+    a.set_yticks([])
+    a.set_aspect("equal")
+
+
 def evolution_figures(lab: Lab, results: dict, snaps: list[int]) -> None:
+    """Per dataset: a grid (settings x steps) of seed 0's samples, and a GIF of the settings side by side."""
     from ..viz.plots import close, figure, render
     for d, by_label in results.items():
-        density = DATA[d]()
-        lim = float(density.means.abs().max()) * 1.35
+        means = DATA[d]().means
+        lim = float(means.abs().max()) * 1.35
         labels = list(by_label)
         fig, ax = figure(len(snaps), len(labels), size=(1.55, 1.55))
         for r, label in enumerate(labels):
             for c, (step, x) in enumerate(by_label[label]["frames"]):
-                a = ax[r, c]
-                a.scatter(density.means[:, 0], density.means[:, 1], s=14, c="0.7", marker="x", linewidths=0.8)
-                a.scatter(x[:, 0], x[:, 1], s=1.2, c="tab:orange", linewidths=0)
-                a.set_xlim(-lim, lim)
-                a.set_ylim(-lim, lim)
-                a.set_xticks([])
-                a.set_yticks([])
-                a.set_aspect("equal")
+                _panel(ax[r, c], means, x, lim, 1.2)
                 if r == 0:
-                    a.set_title(f"step {step}", fontsize=7)
+                    ax[r, c].set_title(f"step {step}", fontsize=7)
                 if c == 0:
-                    a.set_ylabel(label, fontsize=6.5)
+                    ax[r, c].set_ylabel(label, fontsize=6.5)
         fig.tight_layout(pad=0.3)
         lab.save_figure(fig, f"evolution-{d}")
         frames = []
         for i in range(len(snaps)):
             f, a2 = figure(len(labels), 1, size=(1.9, 2.0))
             for c, label in enumerate(labels):
-                step, x = by_label[label]["frames"][i]
-                a = a2[0, c]
-                a.scatter(density.means[:, 0], density.means[:, 1], s=14, c="0.7", marker="x", linewidths=0.8)
-                a.scatter(x[:, 0], x[:, 1], s=1.5, c="tab:orange", linewidths=0)
-                a.set_xlim(-lim, lim)
-                a.set_ylim(-lim, lim)
-                a.set_xticks([])
-                a.set_yticks([])
-                a.set_aspect("equal")
-                a.set_title(label, fontsize=6.5)
+                _panel(a2[0, c], means, by_label[label]["frames"][i][1], lim, 1.5)
+                a2[0, c].set_title(label, fontsize=6.5)
             f.suptitle(f"{d}, seed 0, step {snaps[i]}", fontsize=8)
             f.tight_layout(pad=0.3)
             frames.append(render(f))
