@@ -92,3 +92,28 @@ def test_evaluation_is_shared_by_the_processes_and_equals_one_process(tmp_path):
         rows[name] = json.loads((tmp_path / name / "metrics.jsonl").read_text().splitlines()[-1])
     for key in ("fid", "kid", "is", "precision", "recall", "density", "coverage", "modes", "kl"):
         assert rows["two"][key] == pytest.approx(rows["one"][key], rel=1e-5, abs=1e-6), key
+
+
+def test_ctrl_c_stops_every_process_at_one_step_quietly(tmp_path):
+    """Ctrl-C reaches the launcher's process group: a checkpoint, exit 130, and no traceback from torchrun."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    cmd = [sys.executable, "-m", "ganforge", "train", "toy-ring", "steps=1000000", "name=s", "log.every=50",
+           "log.progress=lines", "--out", str(tmp_path), "--nproc", "2"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    metrics = tmp_path / "s" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while not (metrics.exists() and metrics.read_text().strip()) and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(p.pid, signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "--nproc 2" in err
+    ckpt = sorted((tmp_path / "s" / "checkpoints").glob("step-*.pt"))
+    assert len(ckpt) == 1
+    r = run_cli("train", "--resume", tmp_path / "s", "--nproc", "2", f"steps={int(ckpt[0].stem[5:]) + 3}", timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]

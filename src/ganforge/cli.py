@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import signal
 import sys
 from pathlib import Path
 
@@ -48,9 +49,43 @@ def _torchrun(n: int, argv: list[str]) -> int:
         elif not arg.startswith("--nproc="):
             rest.append(arg)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", "-m", "ganforge", *rest]
-    env = dict(os.environ)
+    env = dict(os.environ, GANFORGE_LAUNCHED="1")
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))
-    return subprocess.call(cmd, env=env)
+    # torchrun runs in a session of its own, so Ctrl-C reaches only this process, which passes it to the
+    # workers alone: they stop at one step, write a checkpoint and exit 0, and torchrun ends quietly
+    # (a signal to torchrun itself would end in its traceback).
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    stopped = []
+
+    def forward(signum, frame):
+        stopped.append(signum)
+        for pid in _children(proc.pid):
+            try:
+                os.kill(pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+    old = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = proc.wait()
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    return 130 if stopped and code == 0 else code
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    import os
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry))
+    return out
 
 
 def cmd_train(a) -> int:
@@ -75,12 +110,14 @@ def cmd_train(a) -> int:
                              f"loss {cfg.loss}, {cfg.steps} steps, {trainer.device} {cfg.precision}"
                              + (f", {trainer.dist.world} processes" if trainer.dist.active else ""))
     result = trainer.run()
+    quiet = os.environ.get("GANFORGE_LAUNCHED") == "1"    # under --nproc: the launcher reports the stop
     if not trainer.dist.main:
-        return 130 if result["stopped"] else 0
+        return 0 if quiet or not result["stopped"] else 130
     if result["stopped"]:
-        print(f"stopped at step {result['step']}; checkpoint written. Continue with: ganforge train --resume {run_dir}",
-              file=sys.stderr)
-        return 130
+        again = f" --nproc {trainer.dist.world}" if trainer.dist.active else ""
+        print(f"stopped at step {result['step']}; checkpoint written. Continue with: ganforge train --resume {run_dir}"
+              f"{again}", file=sys.stderr)
+        return 0 if quiet else 130
     last = sorted((run_dir / "samples").glob("step-*.png"))
     print(f"done: {run_dir} at step {result['step']}" + (f"; samples: {last[-1]}" if last else ""))
     return 0
