@@ -45,7 +45,8 @@ def open_run(path: Path):
 
 
 @lru_cache(maxsize=1)
-def _classifier():
+def classifier():
+    """The digit classifier (an extractor: 128-d features and 10 logits), loaded once."""
     from ..metrics.mnist_net import build_mnist
     return build_mnist()
 
@@ -53,5 +54,5 @@ def _classifier():
 @torch.no_grad()
 def classify(x: torch.Tensor) -> torch.Tensor:
     """The digit classifier's logits (N, 10) for images in [-1, 1] (any channels, resized to 28x28)."""
-    net = _classifier()
+    net = classifier()
     return torch.cat([net(c)[1] for c in x.float().split(256)])

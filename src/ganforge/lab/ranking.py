@@ -20,7 +20,7 @@ from typing import Optional
 import torch
 
 from .base import Lab, Outcome
-from .images import open_run, run_label, short_run
+from .images import classifier, open_run, run_label, short_run
 
 NAME = "ranking"
 SUMMARY = "a batch sorted by D's score, and D's rank correlation with independent measures of quality"
@@ -51,8 +51,7 @@ def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @torch.no_grad()
 def measures(x: torch.Tensor, real: torch.Tensor) -> dict:
-    from ..metrics.mnist_net import build_mnist
-    net = build_mnist()
+    net = classifier()
     fx, lx = (torch.cat(t) for t in zip(*[net(c) for c in x.split(256)]))
     fr = torch.cat([net(c)[0] for c in real.split(256)])
     return {"classifier confidence": lx.softmax(1).max(1).values.double(),
