@@ -79,12 +79,13 @@ def rp_g(fake: Tensor, real: Tensor) -> Tensor:
     return F.softplus(-(fake - real)).mean()
 
 
-def ra_d(real: Tensor, fake: Tensor) -> Tensor:
-    return F.softplus(-(real - fake.mean())).mean() + F.softplus(fake - real.mean()).mean()
+def ra_d(real: Tensor, fake: Tensor, mean: Callable[[Tensor], Tensor] = torch.mean) -> Tensor:
+    """``mean`` is the batch mean; under data parallelism, the mean over every rank's rows."""
+    return F.softplus(-(real - mean(fake))).mean() + F.softplus(fake - mean(real)).mean()
 
 
-def ra_g(fake: Tensor, real: Tensor) -> Tensor:
-    return F.softplus(-(fake - real.mean())).mean() + F.softplus(real - fake.mean()).mean()
+def ra_g(fake: Tensor, real: Tensor, mean: Callable[[Tensor], Tensor] = torch.mean) -> Tensor:
+    return F.softplus(-(fake - mean(real))).mean() + F.softplus(real - mean(fake)).mean()
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class Loss:
     g_needs_real: bool = False  # G's loss reads D's outputs on real data
     penalty: str = "none"       # default regularizer
     clip: Optional[float] = None  # default weight clipping
+    batch_mean: bool = False    # d and g take ``mean=``, the batch mean (global under data parallelism)
 
 
 LOSSES: dict[str, Loss] = {
@@ -106,5 +108,5 @@ LOSSES: dict[str, Loss] = {
     "least-squares": Loss(least_squares_d, least_squares_g, probability=False),
     "hinge": Loss(hinge_d, hinge_g, probability=False),
     "relativistic": Loss(rp_d, rp_g, probability=True, g_needs_real=True),
-    "relativistic-average": Loss(ra_d, ra_g, probability=True, g_needs_real=True),
+    "relativistic-average": Loss(ra_d, ra_g, probability=True, g_needs_real=True, batch_mean=True),
 }

@@ -54,6 +54,12 @@ class GANGame:
             return None
         return lambda: self.dist.average_grads(net.parameters())
 
+    def _mean_arg(self) -> dict:
+        """Losses with batch means (RaGAN) take them over the global batch under data parallelism."""
+        if self.loss.batch_mean and self.dist is not None and self.dist.active:
+            return {"mean": self.dist.batch_mean}
+        return {}
+
     def _outputs(self, out: Tensor) -> Tensor:
         """What is logged as D(x): the probability for logit losses, else the raw output."""
         out = out.detach().float()
@@ -75,7 +81,7 @@ class GANGame:
                 out_real, out_fake = self.D(torch.cat([real, fake.to(real.dtype)])).float().chunk(2)
             else:
                 out_real, out_fake = self.D(real).float(), self.D(fake).float()
-        loss = self.loss.d(out_real, out_fake)
+        loss = self.loss.d(out_real, out_fake, **self._mean_arg())
         stats = {}
         if lazy_on:
             if reg.name == "gp":
@@ -105,7 +111,7 @@ class GANGame:
                 if self.loss.g_needs_real:
                     with torch.no_grad():
                         out_real = self.D(self.last_real).float()
-            loss = self.loss.g(out_fake, out_real)
+            loss = self.loss.g(out_fake, out_real, **self._mean_arg())
             self.precision.backward_step(loss, self.opt_g, "g", self._sync(self.G))
         finally:
             self.D.requires_grad_(True)

@@ -14,9 +14,11 @@ for G and its G phase none for D (D is frozen), which DDP reports as unused
 parameters or all-reduces needlessly. Because the slices partition the
 global batch and the losses are batch means, N ranks compute exactly the
 mean gradient that one process with the whole batch computes (up to the
-order of floating-point sums). Exceptions, stated where they apply: batch
-statistics (batch norm, the relativistic-average loss's batch means) are
-per rank.
+order of floating-point sums). Batch statistics are made global too: batch
+norm through train.syncbn, and the relativistic-average loss's batch means
+through ``Dist.batch_mean``, whose backward pass sums the upstream gradient
+over the ranks, so that each rank's rows receive the gradient of every
+rank's loss terms through the shared mean.
 
 Only rank 0 writes the run folder (logs, samples, checkpoints); the other
 ranks wait at a barrier where rank 0 does file work. An evaluation splits
@@ -70,6 +72,12 @@ class Dist:
             g.copy_(flat[offset:offset + g.numel()].view_as(g))
             offset += g.numel()
 
+    def batch_mean(self, x: torch.Tensor) -> torch.Tensor:
+        """The mean of x over every rank's rows, differentiable (equal shards assumed)."""
+        if not self.active:
+            return x.mean()
+        return _GlobalMean.apply(x, self.world * x.numel())
+
     def mean(self, values: dict) -> dict:
         """Scalars averaged over the ranks (for log lines)."""
         if not self.active or not values:
@@ -103,6 +111,23 @@ class Dist:
         box = [obj]
         dist.broadcast_object_list(box, src=0)
         return box[0]
+
+
+class _GlobalMean(torch.autograd.Function):
+    """sum over ranks of sum(x) / n; backward: every rank's upstream gradient, summed, / n."""
+
+    @staticmethod
+    def forward(ctx, x, n):
+        total = x.detach().sum().reshape(1).clone()
+        dist.all_reduce(total)
+        ctx.shape, ctx.n = x.shape, n
+        return (total / n).reshape(())
+
+    @staticmethod
+    def backward(ctx, grad):
+        g = grad.detach().reshape(1).clone()
+        dist.all_reduce(g)
+        return (g / ctx.n).reshape(()).expand(ctx.shape).clone(), None
 
 
 def from_env() -> Dist:
