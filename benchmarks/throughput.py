@@ -1,6 +1,6 @@
 """Training-step throughput: ganforge's loop against a plain PyTorch DCGAN loop, interleaved in one run.
 
-    python benchmarks/throughput.py [--rounds 3] [--steps 30] [--batches 64,256]
+    python benchmarks/throughput.py [--rounds 3] [--steps 30] [--batches 64,256] [--compile]
 
 The reference is the textbook loop of Goodfellow et al. 2014 / Radford et
 al. 2016 written here with nothing but torch: the same 28x28 DCGAN (G:
@@ -14,7 +14,10 @@ steps. Each precision (fp32, ganforge's default ``auto``, and bf16) is
 measured for both in alternating rounds, and the median round is reported.
 Model FLOP utilisation divides the step's FLOPs (counted by
 torch.utils.flop_counter on one step) by a matmul peak measured in the same
-run (2048x2048, fp32 and bf16). Writes benchmarks/results/throughput.json.
+run (2048x2048, fp32 and bf16). With ``--compile``, ganforge with
+``compile=true`` (torch.compile of G and D; compilation happens in the
+warm-up step) joins the same rounds, and its speed is put beside the eager
+loop's. Writes benchmarks/results/throughput.json.
 """
 from __future__ import annotations
 
@@ -92,11 +95,12 @@ class Reference:
 class Ours:
     """ganforge's Trainer, extended by ``steps`` per round."""
 
-    def __init__(self, out: Path, batch: int, precision: str):
+    def __init__(self, out: Path, batch: int, precision: str, compiled: bool = False):
         from ganforge.train.run import start
         overrides = (f"batch_size={batch}", f"precision={precision}", "penalty=none", "ema.enabled=false",
                      "log.every=1000", "log.samples_every=100000", "log.checkpoint_every=100000", "log.progress=off",
-                     "log.tb=false", "eval.metrics=none", "steps=1", "threads=0", f"name=b{batch}-{precision}")
+                     "log.tb=false", "eval.metrics=none", "steps=1", "threads=0", f"compile={str(compiled).lower()}",
+                     f"name=b{batch}-{precision}{'-compiled' if compiled else ''}")
         self.trainer, _ = start("mnist-dcgan", overrides, out)
         self.trainer.run()                               # warm-up step (and the step-0 sample grid)
         self.batch = batch
@@ -135,6 +139,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--batches", default="64,256")
+    p.add_argument("--compile", action="store_true", help="also measure ganforge with compile=true")
     a = p.parse_args()
     x = load_dataset(load_config(None, ("data=mnist",)).data).x.contiguous(memory_format=torch.channels_last)
     auto = resolve("auto", torch.device("cpu"))
@@ -149,15 +154,18 @@ def main() -> None:
         for batch in (int(b) for b in a.batches.split(",")):
             flops = step_flops(Reference(x, batch, "fp32"))
             pairs = {pr: (Reference(x, batch, pr), Ours(Path(tmp), batch, pr)) for pr in precisions}
+            compiled = {pr: Ours(Path(tmp), batch, pr, compiled=True) for pr in precisions} if a.compile else {}
             for ref, _ in pairs.values():
                 ref.run(3)
-            speed = {(pr, who): [] for pr in precisions for who in ("reference", "ganforge", "ganforge-wall")}
+            speed = {(pr, who): [] for pr in precisions for who in ("reference", "ganforge", "ganforge-wall", "compiled")}
             for _ in range(a.rounds):
                 for pr, (ref, ours) in pairs.items():
                     speed[(pr, "reference")].append(ref.run(a.steps))
                     step, wall = ours.run(a.steps)
                     speed[(pr, "ganforge")].append(step)
                     speed[(pr, "ganforge-wall")].append(wall)
+                    if pr in compiled:
+                        speed[(pr, "compiled")].append(compiled[pr].run(a.steps)[0])
             base = statistics.median(speed[("fp32", "reference")])
             for pr in precisions:
                 r, g = statistics.median(speed[(pr, "reference")]), statistics.median(speed[(pr, "ganforge")])
@@ -171,6 +179,11 @@ def main() -> None:
                 print(f"batch {batch:4d} {pr:5s}{' (default)' if pr == auto else '          '} reference {r:7.1f} img/s  "
                       f"ganforge {g:7.1f} img/s  ratio {g / r:.3f} (whole rounds {w / r:.3f})  vs fp32 reference {g / base:.2f}x  "
                       f"MFU {100 * mfu:.1f}% of the {pr} matmul peak")
+                if pr in compiled:
+                    c = statistics.median(speed[(pr, "compiled")])
+                    row.update(compiled_img_s=c, compiled_over_eager=c / g, compiled_over_reference=c / r)
+                    print(f"           {pr:5s} compile=true: ganforge {c:7.1f} img/s  {c / g:.3f}x eager ganforge, "
+                          f"{c / r:.3f}x the reference")
     out = Path(__file__).parent / "results" / "throughput.json"
     out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {out}")

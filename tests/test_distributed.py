@@ -121,3 +121,27 @@ def test_ctrl_c_stops_every_process_at_one_step_quietly(tmp_path):
     assert len(ckpt) == 1
     r = run_cli("train", "--resume", tmp_path / "s", "--nproc", "2", f"steps={int(ckpt[0].stem[5:]) + 3}", timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_two_nodes_through_torchrun_rendezvous_equal_one_process(tmp_path):
+    """Multi-node as torchrun does it: two agents (node_rank 0 and 1, one process each) meet at a c10d
+    rendezvous endpoint (here on the loopback) and train as one group of 2."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = ["train", *COMMON, "steps=4", "threads=1", "name=nodes", "--out", str(tmp_path)]
+    env = dict(os.environ, PYTHONUNBUFFERED="1", GLOO_SOCKET_IFNAME="lo")
+    agents = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node_rank={i}",
+                                "--nproc_per_node=1", "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{port}",
+                                "--rdzv_id=ganforge-test", "-m", "ganforge", *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for i in (0, 1)]
+    outs = [a.communicate(timeout=300) for a in agents]
+    assert [a.returncode for a in agents] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+    one = _train(tmp_path, "one", "steps=4", "threads=1")
+    a, b = _weights(tmp_path / "nodes"), _weights(one)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
