@@ -72,26 +72,72 @@ class Run:
     def metrics(self) -> list[dict]:
         return read_metrics(self.path / "metrics.jsonl")
 
-    def sampler(self, n: int, seed: int = 0, ema: bool = True, truncation: Optional[float] = None):
+    @property
+    def n_classes(self) -> int:
+        """Classes of a conditional run (0: unconditional)."""
+        return getattr(self.G, "n_classes", 0)
+
+    @property
+    def classes(self) -> list:
+        """The class names of the run's data (empty when it has none)."""
+        return list(self.info.get("classes") or [])
+
+    def labels(self, n: int, label=None) -> Optional[torch.Tensor]:
+        """Labels for n samples: None for an unconditional run; balanced 0..C-1 repeated when ``label`` is None;
+        one class (index or name); or a given tensor (int64 (n,) or class weights (n, C))."""
+        C = self.n_classes
+        if not C:
+            if label is not None:
+                raise UserError(f"{self.path} is not class-conditional (train with model.conditional=true)")
+            return None
+        if label is None:
+            return torch.arange(n) % C
+        if isinstance(label, torch.Tensor):
+            return label
+        return torch.full((n,), self.class_index(label), dtype=torch.int64)
+
+    def class_index(self, label) -> int:
+        """A class given by index or by name."""
+        names = [str(c) for c in self.classes]
+        if isinstance(label, str) and label in names and not label.lstrip("-").isdigit():
+            return names.index(label)
+        try:
+            k = int(label)
+        except (TypeError, ValueError):
+            raise UserError(f"unknown class {label!r}; the classes are {', '.join(names)}") from None
+        if not 0 <= k < self.n_classes:
+            raise UserError(f"class {k} is out of range: this run has {self.n_classes} classes (0-{self.n_classes - 1})")
+        return k
+
+    def sampler(self, n: int, seed: int = 0, ema: bool = True, truncation: Optional[float] = None, label=None,
+                z: Optional[torch.Tensor] = None):
         """``fn(start, count)``: samples ``start:start+count`` of the ``n`` that ``sample(n, seed)`` returns,
-        drawn when asked (evaluation streams them through a feature extractor)."""
+        drawn when asked (evaluation streams them through a feature extractor). ``label``: see labels();
+        ``z``: codes to use instead of the seed's."""
         if truncation is not None and not FAMILIES[self.config.model.name].supports_truncation:
             raise UserError(f"model {self.config.model.name} does not support truncation")
         net = self.G_ema if (ema and self.G_ema is not None) else self.G
         dev = next(net.parameters()).device
-        z = torch.randn(n, self.config.model.z_dim, generator=Stream(seed, "sample").next()).to(dev)
+        if z is None:
+            z = torch.randn(n, self.config.model.z_dim, generator=Stream(seed, "sample").next())
+        z = z.to(dev)
+        y = self.labels(n, label)
+        y = None if y is None else y.to(dev)
         net.eval()
 
         @torch.no_grad()
         def draw(start: int, count: int) -> torch.Tensor:
-            return net(z[start:start + count]).float()
+            if y is None:
+                return net(z[start:start + count]).float()
+            return net(z[start:start + count], y[start:start + count]).float()
         return draw
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0, ema: bool = True, truncation: Optional[float] = None,
-               batch: int = 256) -> torch.Tensor:
-        """``n`` samples (images in [-1, 1] or toy points) from seed ``seed``."""
-        draw = self.sampler(n, seed, ema, truncation)
+               batch: int = 256, label=None, z: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``n`` samples (images in [-1, 1] or toy points) from seed ``seed``; for a conditional run, of
+        ``label`` (a class index or name, labels per sample, or None for all classes in turn)."""
+        draw = self.sampler(n, seed, ema, truncation, label, z)
         return torch.cat([draw(i, min(batch, n - i)) for i in range(0, n, batch)]).cpu()
 
 
@@ -113,7 +159,7 @@ def load_run(path: Union[str, Path], device: str = "cpu", which: str = "latest")
     if found is None:
         raise UserError(f"{path} has no checkpoint yet")
     _, state = found
-    G, D = build_nets(cfg.model, tuple(info["shape"]))      # weights are replaced below
+    G, D = build_nets(cfg.model, tuple(info["shape"]), len(info.get("classes") or ()))   # weights replaced below
     dev = pick_device(device)
     try:
         G_ema = copy.deepcopy(G) if state.get("G_ema") is not None else None

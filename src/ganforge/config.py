@@ -56,6 +56,14 @@ class ModelConfig:
     z_dim: int = opt(100, "size of the latent vector z", min=1)
     spectral_norm: bool = opt(False, "spectral normalization on every layer of D (Miyato et al. 2018)")
     g_spectral_norm: bool = opt(False, "spectral normalization on every layer of G")
+    conditional: bool = opt(False, "condition G and D on the data's class labels (class-conditional GAN)")
+    g_cond: str = opt("cbn", "conditional G: cbn (class-conditional batch norm, de Vries et al. 2017) or "
+                      "concat (label embedding joined to z, Mirza & Osindero 2014)", choices=("cbn", "concat"))
+    d_cond: str = opt("projection", "conditional D: projection (Miyato & Koyama 2018), concat (one-hot label "
+                      "channels) or acgan (auxiliary classifier, Odena et al. 2017)",
+                      choices=("projection", "concat", "acgan"))
+    embed_dim: int = opt(32, "size of the label embedding joined to z (g_cond=concat)", min=1)
+    ac_weight: float = opt(1.0, "weight of the auxiliary classifier's cross-entropy (d_cond=acgan)", min=0.0)
 
     def __post_init__(self):
         self.arch = _family_options(self.name)()      # the family's defaults; _build replaces them

@@ -11,12 +11,20 @@ When D has no batch norm, real and fake go through D as one concatenated
 batch (one forward and backward instead of two); with batch norm they stay
 separate so that each batch is normalized by its own statistics, as in
 Radford et al. 2016.
+
+Conditional (``classes`` > 0, nets.conditional): the real batch brings its
+labels; each fake is drawn for a label drawn uniformly with its z; D sees
+every sample with its label (the gradient penalty interpolates at the real
+label). With an auxiliary classifier (ACGAN, Odena et al. 2017) D adds the
+cross-entropy of its class head on real and fake labels, and G the one on
+its fakes, both times ``ac_weight``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..losses import Loss
@@ -32,7 +40,8 @@ class Regularizer:
 
 class GANGame:
     def __init__(self, G: nn.Module, D: nn.Module, loss: Loss, reg: Regularizer, clip: float,
-                 opt_g, opt_d, batches, z_stream, aux_stream, d_steps: int, batch_size: int, precision, dist=None):
+                 opt_g, opt_d, batches, z_stream, aux_stream, d_steps: int, batch_size: int, precision, dist=None,
+                 classes: int = 0, acgan: bool = False, ac_weight: float = 1.0):
         self.G, self.D, self.loss, self.reg, self.clip = G, D, loss, reg, clip
         self.opt_g, self.opt_d, self.batches = opt_g, opt_d, batches
         self.z_stream, self.aux_stream = z_stream, aux_stream
@@ -40,13 +49,30 @@ class GANGame:
         self.dist = dist                       # data-parallel group (train.distributed.Dist) or None
         self.rows = dist.rows(batch_size) if dist is not None else slice(None)
         self.d_count = 0                       # discriminator updates so far (for lazy regularization)
+        self.classes, self.acgan, self.ac_weight = classes, acgan, ac_weight
         self.last_real: Tensor | None = None
+        self.last_y: Tensor | None = None
         self.joint = not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in D.modules())
 
-    def sample_z(self, n: int) -> Tensor:
-        """This process's rows of a global batch of n codes."""
+    def sample_z(self, n: int) -> tuple[Tensor, Tensor | None]:
+        """This process's rows of a global batch of n codes, and of their labels (None if unconditional)."""
         g = self.z_stream.next()
-        return torch.randn(n, self.G.z_dim, generator=g, device=g.device)[self.rows]
+        z = torch.randn(n, self.G.z_dim, generator=g, device=g.device)[self.rows]
+        if not self.classes:
+            return z, None
+        return z, torch.randint(self.classes, (n,), generator=g, device=g.device)[self.rows]
+
+    def generate(self, z: Tensor, y: Tensor | None) -> Tensor:
+        return self.G(z) if y is None else self.G(z, y)
+
+    def judge(self, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """D's outputs (float) and, for ACGAN, its class logits."""
+        if y is None:
+            return self.D(x).float(), None
+        if self.acgan:
+            out, cls = self.D(x, y, with_classes=True)
+            return out.float(), cls.float()
+        return self.D(x, y).float(), None
 
     def _sync(self, net: nn.Module):
         """The gradient all-reduce of ``net`` (only the net being updated), or None in one process."""
@@ -66,9 +92,12 @@ class GANGame:
         return torch.sigmoid(out).mean() if self.loss.probability else out.mean()
 
     def d_step(self) -> dict:
-        real, _ = self.batches.next()
+        real, y_real = self.batches.next()
+        if not self.classes:
+            y_real = None
+        z, y_fake = self.sample_z(self.batch_size)
         with torch.no_grad(), self.precision.autocast():
-            fake = self.G(self.sample_z(self.batch_size))
+            fake = self.generate(z, y_fake)
         fake = fake.float()
         reg = self.reg
         lazy_on = reg.name != "none" and reg.weight > 0 and self.d_count % reg.every == 0
@@ -78,15 +107,22 @@ class GANGame:
             fake = fake.detach().requires_grad_(True)
         with self.precision.autocast():
             if self.joint:
-                out_real, out_fake = self.D(torch.cat([real, fake.to(real.dtype)])).float().chunk(2)
+                both = torch.cat([real, fake.to(real.dtype)])
+                out, cls = self.judge(both, None if y_real is None else torch.cat([y_real, y_fake]))
+                out_real, out_fake = out.chunk(2)
             else:
-                out_real, out_fake = self.D(real).float(), self.D(fake).float()
+                (out_real, cls_r), (out_fake, cls_f) = self.judge(real, y_real), self.judge(fake, y_fake)
+                cls = None if cls_r is None else torch.cat([cls_r, cls_f])
         loss = self.loss.d(out_real, out_fake, **self._mean_arg())
         stats = {}
+        if cls is not None:
+            ac = F.cross_entropy(cls, torch.cat([y_real, y_fake]))
+            loss = loss + self.ac_weight * ac
+            stats["ac_d"] = ac.detach()
         if lazy_on:
             if reg.name == "gp":
                 with self.precision.autocast():
-                    pen = gradient_penalty(lambda v: self.D(v).float(), real, fake, self.aux_stream.next(),
+                    pen = gradient_penalty(lambda v: self.judge(v, y_real)[0], real, fake, self.aux_stream.next(),
                                            self.rows, self.batch_size)
             elif reg.name == "r1":
                 pen = r1_penalty(out_real, real)
@@ -98,24 +134,30 @@ class GANGame:
         if self.clip:
             clip_weights(self.D, self.clip)
         self.d_count += 1
-        self.last_real = real.detach()
+        self.last_real, self.last_y = real.detach(), y_real
         stats.update(loss_d=loss.detach(), d_real=self._outputs(out_real), d_fake=self._outputs(out_fake))
         return stats
 
     def g_step(self) -> dict:
         self.D.requires_grad_(False)
         try:
+            z, y = self.sample_z(self.batch_size)
             with self.precision.autocast():
-                out_fake = self.D(self.G(self.sample_z(self.batch_size))).float()
+                out_fake, cls = self.judge(self.generate(z, y), y)
                 out_real = None
                 if self.loss.g_needs_real:
                     with torch.no_grad():
-                        out_real = self.D(self.last_real).float()
+                        out_real = self.judge(self.last_real, self.last_y)[0]
             loss = self.loss.g(out_fake, out_real, **self._mean_arg())
+            stats = {}
+            if cls is not None:
+                ac = F.cross_entropy(cls, y)
+                loss = loss + self.ac_weight * ac
+                stats["ac_g"] = ac.detach()
             self.precision.backward_step(loss, self.opt_g, "g", self._sync(self.G))
         finally:
             self.D.requires_grad_(True)
-        return {"loss_g": loss.detach(), "d_fake_g": self._outputs(out_fake)}
+        return {"loss_g": loss.detach(), "d_fake_g": self._outputs(out_fake), **stats}
 
     def step(self) -> list[dict]:
         """d_steps discriminator updates, then one generator update; the statistics of each."""

@@ -38,7 +38,8 @@ def from_data_config(cfg: DataConfig, split: Optional[str] = None) -> RealSet:
     kind = cfg.name.split(":", 1)[0]
     if ":" in cfg.name and kind in ("folder", "npz", "idx", "cifar10"):
         key["files"] = file_fingerprint(cfg.name.split(":", 1)[1])
-    return RealSet(f"{cfg.name} ({cfg.split})", ds.x, key, ds.density, _digits(cfg.name, ds.shape) if ds.kind == "image" else None)
+    return RealSet(f"{cfg.name} ({cfg.split})", ds.x, key, ds.density, _digits(cfg.name, ds.shape) if ds.kind == "image" else None,
+                   ds.y)
 
 
 def _folder_side(path: Path) -> int:

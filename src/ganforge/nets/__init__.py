@@ -14,6 +14,8 @@ from typing import Callable
 from torch import nn
 
 from . import dcgan, mlp
+from ..errors import UserError
+from .conditional import Conditioning, build_conditional
 from .layers import apply_spectral_norm
 
 
@@ -31,15 +33,26 @@ FAMILIES: dict[str, Family] = {
 }
 
 
-def build_nets(model_cfg, shape: tuple) -> tuple[nn.Module, nn.Module]:
-    """G and D for data of ``shape`` ((C, H, W) images or (d,) vectors)."""
+def build_nets(model_cfg, shape: tuple, classes: int = 0) -> tuple[nn.Module, nn.Module]:
+    """G and D for data of ``shape`` ((C, H, W) images or (d,) vectors); with ``model.conditional``,
+    G(z, y) and D(x, y) over ``classes`` labels (nets.conditional)."""
     family = FAMILIES[model_cfg.name]
-    G, D = family.build(tuple(shape), model_cfg.z_dim, model_cfg.arch)
+    if model_cfg.conditional:
+        if classes < 2:
+            raise UserError("model.conditional=true needs labelled data with at least 2 classes "
+                            "(image folders: data.labels=true with one sub-folder per class)")
+        if getattr(model_cfg.arch, "pack", 1) > 1:
+            raise UserError("model.conditional=true does not combine with PacGAN packing (model.pack)")
+        c = Conditioning(classes, model_cfg.g_cond, model_cfg.d_cond, model_cfg.embed_dim)
+        G, D = build_conditional(family.build, tuple(shape), model_cfg.z_dim, model_cfg.arch, c)
+    else:
+        G, D = family.build(tuple(shape), model_cfg.z_dim, model_cfg.arch)
     if model_cfg.spectral_norm:
         apply_spectral_norm(D)
     if model_cfg.g_spectral_norm:
         apply_spectral_norm(G)
     G.z_dim = model_cfg.z_dim
+    G.n_classes = classes if model_cfg.conditional else 0
     return G, D
 
 

@@ -77,10 +77,17 @@ class DCGANDiscriminator(nn.Module):
         dcgan_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last hidden map (before the final s x s convolution)."""
         if self.pack > 1:
             n, c, h, wd = x.shape
             x = x.reshape(n // self.pack, self.pack * c, h, wd)
-        return self.net(x).flatten()
+        return self.net[:-1](x)
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net[-1](h).flatten()
 
 
 def build(shape: tuple, z_dim: int, o: DCGANOptions):

@@ -59,8 +59,14 @@ class MLPDiscriminator(nn.Module):
         self.net = _stack(math.prod(shape) * pack, hidden, layers, 1, lambda: nn.LeakyReLU(0.2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        flat = x.reshape(x.shape[0] // self.pack, -1)
-        return self.net(flat).squeeze(1)
+        return self.head(self.features(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer's activations."""
+        return self.net[:-1](x.reshape(x.shape[0] // self.pack, -1))
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net[-1](h).squeeze(1)
 
 
 def build(shape: tuple, z_dim: int, o: MLPOptions):

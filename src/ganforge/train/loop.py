@@ -78,7 +78,7 @@ class Trainer:
             raise UserError(f"batch_size={cfg.batch_size} must be a multiple of model.pack={pack}")
         distributed.check_batch(cfg.batch_size, self.dist, pack)
         torch.manual_seed(derive(cfg.seed, "init"))
-        G, D = build_nets(cfg.model, self.data.shape)
+        G, D = build_nets(cfg.model, self.data.shape, len(self.data.classes or ()))
         if self.dist.active and cfg.sync_bn:
             from .syncbn import convert
             G, D = convert(G), convert(D)
@@ -104,9 +104,15 @@ class Trainer:
                            "which torch.compile does not support; G is compiled")
         self.game = GANGame(G_run, D_run, LOSSES[cfg.loss], reg, cfg.clip or 0.0, self.opt_g, self.opt_d,
                             self.batches, self.z_stream, self.aux_stream, cfg.d_steps, cfg.batch_size, self.precision,
-                            self.dist)
-        n_fixed = cfg.log.n_samples or (64 if self.data.kind == "image" else 1000)
+                            self.dist, classes=self.G.n_classes,
+                            acgan=cfg.model.conditional and cfg.model.d_cond == "acgan", ac_weight=cfg.model.ac_weight)
+        C = self.G.n_classes
+        n_fixed = cfg.log.n_samples or (8 * C if C and self.data.kind == "image" else 64 if self.data.kind == "image"
+                                         else 1000)
         self.fixed_z = torch.randn(n_fixed, cfg.model.z_dim, generator=Stream(cfg.seed, "fixed-z").next()).to(self.device)
+        # conditional: the fixed samples' labels in blocks, so that an image grid has one row per class
+        self.fixed_per = max(1, n_fixed // C) if C else None
+        self.fixed_y = (torch.arange(n_fixed) // self.fixed_per).clamp(max=C - 1).to(self.device) if C else None
         self.step, self.images, self.train_time = 0, 0, 0.0
         self.acc: dict = {}         # key -> [sum, count] over the current log interval
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
@@ -173,23 +179,26 @@ class Trainer:
 
     # ------------------------------------------------------------ outputs
     @torch.no_grad()
-    def generate(self, z: torch.Tensor, ema: bool = True) -> torch.Tensor:
+    def generate(self, z: torch.Tensor, y: torch.Tensor | None = None, ema: bool = True) -> torch.Tensor:
+        """G's samples for codes z (and labels y, for a conditional G), in chunks of 256."""
         net = self.ema.module if (ema and self.ema) else self.G
         was = net.training
         net.eval()
         try:
             with self.precision.autocast():
-                return torch.cat([net(c).float() for c in z.split(256)])
+                if y is None:
+                    return torch.cat([net(c).float() for c in z.split(256)])
+                return torch.cat([net(c, yc).float() for c, yc in zip(z.split(256), y.split(256))])
         finally:
             net.train(was)
 
     def write_samples(self) -> None:
         folder = self.run_dir / "samples"
         folder.mkdir(exist_ok=True)
-        x = self.generate(self.fixed_z)
+        x = self.generate(self.fixed_z, self.fixed_y)
         stem = folder / f"step-{self.step:07d}"
         if self.data.kind == "image":
-            arr = grid(x)
+            arr = grid(x, nrow=self.fixed_per)
             png = png_bytes(arr)
             np.savez_compressed(str(stem) + ".npz", x=x.cpu().numpy().astype(np.float16))
         else:
@@ -207,26 +216,35 @@ class Trainer:
             return {}
         z = torch.randn(self.cfg.eval.n, self.cfg.model.z_dim,
                         generator=Stream(self.cfg.eval.seed, "eval-z").next()).to(self.device)
+        y = eval_labels(len(z), self.G.n_classes, self.device)
         if ev == "modes":                                  # toy default: the cheap VEEGAN/PacGAN counts
             if not self.dist.main:
                 return {}
-            m = mode_metrics(self.generate(z), self.data.density.means, self.data.density.std)
+            m = mode_metrics(self.generate(z, y), self.data.density.means, self.data.density.std)
             return {"modes": m["modes"], "hq": m["hq"], "kl": m["kl"]}
-        got = self.extract_everywhere(ev, z) if self.dist.active else None
+        got = self.extract_everywhere(ev, z, y) if self.dist.active else None
         if not self.dist.main:
             return {}
-        out = flat_scores(ev(lambda start, count: self.generate(z[start:start + count]), len(z), extracted=got))
+
+        def source(start, count):
+            return self.generate(z[start:start + count], None if y is None else y[start:start + count])
+        out = flat_scores(ev(source, len(z), extracted=got))
+        if y is not None:
+            from ..metrics.evaluate import class_scores
+            out.update(class_scores(ev, source, y))
         self.keep_best(out)
         return out
 
-    def extract_everywhere(self, ev, z: torch.Tensor):
+    def extract_everywhere(self, ev, z: torch.Tensor, y: torch.Tensor | None = None):
         """Under data-parallel training: each rank draws its contiguous share of the evaluation's samples and
         runs them through the extractor; rank 0 receives every share, in order (None on the other ranks)."""
         from ..metrics.extract import Extracted, extract
         from ..metrics.fid import FeatureStats
         part = z.tensor_split(self.dist.world)[self.dist.rank]
+        part_y = None if y is None else y.tensor_split(self.dist.world)[self.dist.rank]
         logits = ev.extractor.has_logits and ("is" in ev.metrics or ev.digit_net is ev.extractor)
-        mine = extract(ev.extractor, lambda start, count: self.generate(part[start:start + count]), len(part),
+        mine = extract(ev.extractor, lambda start, count: self.generate(
+                           part[start:start + count], None if part_y is None else part_y[start:start + count]), len(part),
                        ev.s.batch, keep_features=True, keep_logits=logits, device=self.device)
         shares = self.dist.gather_to_main((mine.features, mine.logits, mine.seconds))
         if shares is None:
@@ -383,6 +401,11 @@ class Trainer:
                 self.tb.close()
         return {"run": str(self.run_dir), "step": self.step, "stopped": self._stop and self.step < cfg.steps,
                 "last": last}
+
+
+def eval_labels(n: int, classes: int, device) -> torch.Tensor | None:
+    """Balanced labels for a conditional evaluation (0, 1, ..., C-1, 0, 1, ...); None if unconditional."""
+    return torch.arange(n, device=device) % classes if classes else None
 
 
 def write_run_info(trainer: Trainer) -> None:

@@ -60,7 +60,10 @@ class SyncBatchNorm(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
-        y, mean, var = _SyncBN.apply(x, self.weight, self.bias, self.eps)
+        w, b = self.weight, self.bias
+        if w is None:                     # affine=False (the inner norm of a class-conditional batch norm)
+            w, b = x.new_ones(x.shape[1], dtype=torch.float32), x.new_zeros(x.shape[1], dtype=torch.float32)
+        y, mean, var = _SyncBN.apply(x, w, b, self.eps)
         with torch.no_grad():
             m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked + 1)
             self.running_mean.mul_(1 - m).add_(mean.to(self.running_mean.dtype), alpha=m)
@@ -72,10 +75,10 @@ class SyncBatchNorm(nn.BatchNorm2d):
 def convert(module: nn.Module) -> nn.Module:
     """Replace every BatchNorm2d in ``module`` by a SyncBatchNorm with the same weights and buffers."""
     for name, child in module.named_children():
-        if type(child) is nn.BatchNorm2d and child.affine and child.track_running_stats:
-            sync = SyncBatchNorm(child.num_features, child.eps, child.momentum)
+        if type(child) is nn.BatchNorm2d and child.track_running_stats:
+            sync = SyncBatchNorm(child.num_features, child.eps, child.momentum, affine=child.affine)
             sync.load_state_dict(child.state_dict())
-            sync.to(child.weight.device)
+            sync.to(child.running_mean.device)
             setattr(module, name, sync)
         else:
             convert(child)
