@@ -144,6 +144,10 @@ def test_train_sample_by_class_and_resume(tmp_path):
         out = tmp_path / f"{flag[0][2:]}.npz"
         r = run_cli("sample", tmp_path / "c", *flag, "--out", out)
         assert r.returncode == 0 and f"wrote {n} samples" in r.stdout, r.stderr
+    r = run_cli("eval", tmp_path / "c", "-n", "300", "--metrics", "fid")
+    assert r.returncode == 0 and "class accuracy" in r.stdout and "per-class FID" in r.stdout, r.stderr
+    cond = json.loads((tmp_path / "c" / "eval.json").read_text())["evaluations"][-1]["metrics"]["conditional"]
+    assert 0 <= cond["class_acc"] <= 1 and len(cond["fid_per_class"]) == 10
     z = np.load(tmp_path / "interpolate.npz")["x"]
     first = torch.randn(1, 16, generator=_first_z())             # row 0's code: class 1 at the left, 7 at the right
     np.testing.assert_allclose(z[0], a.sample(1, label=1, z=first).numpy()[0], atol=1e-5)

@@ -64,6 +64,12 @@ def table(result: dict) -> str:
             rows += [("KL(g||data)", f"{d['kl_reverse']:.4f} ± {d['kl_reverse_se']:.4f} (estimator floor {f['kl_reverse']:+.4f})"),
                      ("KL(data||g)", f"{d['kl_forward']:.4f} ± {d['kl_forward_se']:.4f} (floor {f['kl_forward']:+.4f})"),
                      ("JSD", f"{d['jsd']:.4f} ± {d['jsd_se']:.4f} (floor {f['jsd']:+.4f}; log 2 = 0.6931)")]
+    if "conditional" in m:
+        c = m["conditional"]
+        if "class_acc" in c:
+            rows.append(("class accuracy", f"{100 * c['class_acc']:.2f}% (digit classifier on samples drawn per class)"))
+        if "fid_class" in c:
+            rows.append(("per-class FID", f"{c['fid_class']:.4f} (mean over classes)"))
     ex = result["extractor"]
     w = max(len(r[0]) for r in rows) if rows else 0
     lines = [f"{k:<{w}}  {v}" for k, v in rows]
@@ -121,7 +127,12 @@ def run_eval(a) -> int:
         out = Path(a.out) if a.out else Path("eval.json")
     if out.exists() and out.is_dir():
         raise UserError(f"--out {out} is a folder; give a .json file")
-    result = Evaluator(real, s)(fake, n)
+    ev = Evaluator(real, s)
+    result = ev(fake, n)
+    if a.run and run.n_classes:              # class-conditional: the samples were drawn for labels 0, 1, ... in turn
+        from .metrics.evaluate import class_scores
+        result["metrics"]["conditional"] = {**class_scores(ev, fake, run.labels(n)), **ev.extractor.describe(),
+                                            "labels": "balanced, i % classes"}
     rec.update({"n": n, **result})
     append_result(out, rec)
     print(table(rec))
