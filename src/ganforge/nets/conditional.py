@@ -90,20 +90,18 @@ class ConditionalG(nn.Module):
             self.embed = nn.Embedding(c.classes, c.embed_dim)
             self._cbn = []
         else:
-            self._cbn = _swap_batchnorm(base, c.classes)
+            self._cbn = _swap_batchnorm(base, c.classes)   # a plain list: deepcopy (EMA) maps it to the copies
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.mode == "concat":
             return self.base(torch.cat([z, lookup(self.embed, y).to(z.dtype)], 1))
-        for m in self.modules():          # the current labels, for every conditional batch norm
-            if isinstance(m, ConditionalBatchNorm2d):
-                m.label = y
+        for m in self._cbn:               # the current labels, for every conditional batch norm
+            m.label = y
         try:
             return self.base(z)
         finally:
-            for m in self.modules():
-                if isinstance(m, ConditionalBatchNorm2d):
-                    m.label = None
+            for m in self._cbn:
+                m.label = None
 
 
 def one_hot_input(x: torch.Tensor, y: torch.Tensor, classes: int) -> torch.Tensor:
