@@ -105,6 +105,13 @@ class Dist:
         if self.active:
             dist.barrier()
 
+    def close(self) -> None:
+        """Leave the process group at a common point: a gloo group left to the interpreter's exit can abort a rank
+        ("terminate called without an active exception") while its peer still talks to it."""
+        if self.active and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
+
     def broadcast_object(self, obj):
         if not self.active:
             return obj
