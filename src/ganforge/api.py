@@ -18,7 +18,7 @@ import torch
 from .config import Config
 from .errors import UserError
 from .nets import FAMILIES, build_nets
-from .rng import Stream
+from .rng import Stream, truncated_normal
 from .train import checkpoint
 from .train.log import read_metrics
 from .train.run import load_saved_config, start
@@ -114,12 +114,19 @@ class Run:
         """``fn(start, count)``: samples ``start:start+count`` of the ``n`` that ``sample(n, seed)`` returns,
         drawn when asked (evaluation streams them through a feature extractor). ``label``: see labels();
         ``z``: codes to use instead of the seed's."""
-        if truncation is not None and not FAMILIES[self.config.model.name].supports_truncation:
-            raise UserError(f"model {self.config.model.name} does not support truncation")
+        kind = FAMILIES[self.config.model.name].truncation
+        if truncation is not None and not kind:
+            raise UserError(f"model {self.config.model.name} does not support truncation "
+                            f"(families that do: {', '.join(k for k, f in FAMILIES.items() if f.truncation)})")
+        if truncation is not None and not truncation > 0:
+            raise UserError(f"--truncation must be above 0, got {truncation}")
         net = self.G_ema if (ema and self.G_ema is not None) else self.G
         dev = next(net.parameters()).device
         if z is None:
-            z = torch.randn(n, self.config.model.z_dim, generator=Stream(seed, "sample").next())
+            g = Stream(seed, "sample").next()
+            shape = (n, self.config.model.z_dim)
+            z = truncated_normal(shape, truncation, g) if truncation and kind == "z" else torch.randn(*shape, generator=g)
+        kw = {"truncation": truncation} if truncation is not None and kind == "w" else {}
         z = z.to(dev)
         y = self.labels(n, label)
         y = None if y is None else y.to(dev)
@@ -128,8 +135,8 @@ class Run:
         @torch.no_grad()
         def draw(start: int, count: int) -> torch.Tensor:
             if y is None:
-                return net(z[start:start + count]).float()
-            return net(z[start:start + count], y[start:start + count]).float()
+                return net(z[start:start + count], **kw).float()
+            return net(z[start:start + count], y[start:start + count], **kw).float()
         return draw
 
     @torch.no_grad()

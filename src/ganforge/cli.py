@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="a .png grid or an .npz file (array x)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-ema", action="store_true", help="use the trained generator, not its moving average")
-    s.add_argument("--truncation", type=float, default=None, help="truncation psi, for families that support it")
+    s.add_argument("--truncation", type=float, default=None, help="truncation: biggan draws z within [-T, T]; stylegan pulls w towards its mean by psi")
     s.add_argument("--nrow", type=int, default=None, help="images per row of the grid")
     s.add_argument("--class", dest="label", default=None, metavar="K",
                    help="conditional runs: samples of class K (an index or a class name)")
@@ -311,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .labcmd import add_parser as add_lab
     add_lab(sub)
+    from .sweepcmd import add_parser as add_truncation
+    add_truncation(sub)
 
     c = sub.add_parser("config", help="print the resolved config of a preset with overrides")
     c.add_argument("items", nargs="*", metavar="CONFIG|key=value")

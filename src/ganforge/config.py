@@ -324,8 +324,31 @@ def raw_from(preset: Optional[str] = None, overrides: tuple = (), base: Optional
     return raw
 
 
+def _is_set(raw: dict, dotted: str) -> bool:
+    node: Any = raw
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def family_defaults(raw: dict) -> dict:
+    """The raw tree with the chosen family's defaults (nets.Family.defaults) where nothing set those keys."""
+    from .nets import FAMILIES
+    model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
+    family = FAMILIES.get(model.get("name", ModelConfig.name))
+    if family is None or not family.defaults:
+        return raw
+    raw = copy.deepcopy(raw)
+    for key, value in family.defaults:
+        if not _is_set(raw, key):
+            _set(raw, key, value, "family defaults")
+    return raw
+
+
 def build(raw: dict) -> Config:
-    return _build(Config, raw, "")
+    return _build(Config, family_defaults(raw), "")
 
 
 def load_config(preset: Optional[str] = None, overrides: tuple = ()) -> Config:
@@ -366,4 +389,7 @@ def key_table() -> str:
     walk(Config, "", Config())
     for name in sorted(FAMILIES):
         walk(FAMILIES[name].options, "model.", FAMILIES[name].options(), f"({name}) ")
-    return "\n".join(rows) + "\n"
+    notes = [f"- `model.name={name}` also sets " + ", ".join(f"`{k}={str(v).lower() if isinstance(v, bool) else v}`"
+                                                          for k, v in FAMILIES[name].defaults)
+             + " unless the preset or command line sets them." for name in sorted(FAMILIES) if FAMILIES[name].defaults]
+    return "\n".join(rows) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else "")

@@ -34,3 +34,15 @@ class Stream:
 
     def load_state_dict(self, state: dict) -> None:
         self.count = int(state["count"])
+
+
+def truncated_normal(shape: tuple, threshold: float, generator: torch.Generator) -> torch.Tensor:
+    """Standard normal values, each redrawn from ``generator`` until it lies in [-threshold, threshold]
+    (the truncation trick of Brock et al. 2019; deterministic given the generator)."""
+    z = torch.randn(*shape, generator=generator)
+    while True:
+        bad = z.abs() > threshold
+        k = int(bad.sum())
+        if not k:
+            return z
+        z[bad] = torch.randn(k, generator=generator)

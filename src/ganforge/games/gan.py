@@ -17,7 +17,8 @@ labels; each fake is drawn for a label drawn uniformly with its z; D sees
 every sample with its label (the gradient penalty interpolates at the real
 label). With an auxiliary classifier (ACGAN, Odena et al. 2017) D adds the
 cross-entropy of its class head on real and fake labels, and G the one on
-its fakes, both times ``ac_weight``.
+its fakes, both times ``ac_weight``. A G with ``weight_penalty()`` (BigGAN's
+orthogonal regularization) adds that term to its loss, logged as ``ortho``.
 """
 from __future__ import annotations
 
@@ -154,6 +155,11 @@ class GANGame:
                 ac = F.cross_entropy(cls, y)
                 loss = loss + self.ac_weight * ac
                 stats["ac_g"] = ac.detach()
+            penalty = getattr(self.G, "weight_penalty", None)
+            extra = penalty() if penalty is not None else None
+            if extra is not None:                   # a regularizer on G's weights (BigGAN's orthogonal one)
+                loss = loss + extra
+                stats["ortho"] = extra.detach()
             self.precision.backward_step(loss, self.opt_g, "g", self._sync(self.G))
         finally:
             self.D.requires_grad_(True)

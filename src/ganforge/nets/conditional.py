@@ -155,10 +155,15 @@ def feature_width(D: nn.Module, shape: tuple) -> int:
     return pool(h).shape[1]
 
 
-def build_conditional(build, shape: tuple, z_dim: int, options, c: Conditioning) -> tuple[nn.Module, nn.Module]:
+def build_conditional(build, shape: tuple, z_dim: int, options, c: Conditioning,
+                      native_g: bool = False) -> tuple[nn.Module, nn.Module]:
     """The conditional pair from a family's ``build(shape, z_dim, options) -> (G, D)``: G is built with
-    room for the label embedding (g=concat), D for the label channels or features (d=concat)."""
-    G, D = build(shape, z_dim + (c.embed_dim if c.g == "concat" else 0), options)
+    room for the label embedding (g=concat), D for the label channels or features (d=concat).
+    ``native_g``: the family's G takes labels itself (``build(..., classes=C)`` gives G(z, y); BigGAN)."""
+    if native_g:
+        G, D = build(shape, z_dim, options, classes=c.classes)
+    else:
+        G, D = build(shape, z_dim + (c.embed_dim if c.g == "concat" else 0), options)
     if c.d == "concat":
         grown = (shape[0] + c.classes, *shape[1:])
         D = build(grown, z_dim, options)[1]
@@ -167,6 +172,8 @@ def build_conditional(build, shape: tuple, z_dim: int, options, c: Conditioning)
         if not hasattr(D, "features"):
             raise UserError(f"this model's D has no feature layer for model.d_cond={c.d}; use model.d_cond=concat")
         width = feature_width(D, shape)
+    if native_g:
+        return G, ConditionalD(D, c, width)
     G = ConditionalG(G, c)
     if c.g == "cbn" and not G._cbn:
         raise UserError("model.g_cond=cbn needs batch norm in G (DCGAN with g_norm=batch); use model.g_cond=concat")

@@ -28,7 +28,7 @@ class DCGANOptions:
     pack: int = opt(1, "PacGAN packing: D judges this many samples at once (Lin et al. 2018)", min=1)
 
 
-def plan(side: int) -> tuple[int, int]:
+def plan(side: int, family: str = "dcgan") -> tuple[int, int]:
     """(start size s, number of doublings k) for an image side, or UserError."""
     for s in (4, 7):
         k, r = 0, side
@@ -37,7 +37,7 @@ def plan(side: int) -> tuple[int, int]:
             k += 1
         if r == s and k >= 1:
             return s, k
-    raise UserError(f"model dcgan cannot build {side}x{side} images: the side must be 4 or 7 times a power of two "
+    raise UserError(f"model {family} cannot build {side}x{side} images: the side must be 4 or 7 times a power of two "
                     f"(8, 14, 16, 28, 32, 56, 64, 128, 256); set data.resolution to one of them")
 
 

@@ -7,15 +7,18 @@ keeps the iteration vectors as buffers, so they are saved in checkpoints.
 from __future__ import annotations
 
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 NORMS = ("batch", "layer", "instance", "none")
 
 
 def apply_spectral_norm(module: nn.Module) -> nn.Module:
-    """Spectrally normalize every conv and linear layer in ``module``."""
+    """Spectrally normalize every conv and linear layer in ``module`` (once: normalized layers are kept)."""
     for name, child in list(module.named_children()):
         if isinstance(child, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            if parametrize.is_parametrized(child, "weight"):
+                continue
             dim = 1 if isinstance(child, nn.ConvTranspose2d) else 0
             setattr(module, name, spectral_norm(child, dim=dim))
         else:
