@@ -30,10 +30,15 @@ SGD = ["optim.g.name=sgd", "optim.d.name=sgd", "optim.g.lr=0.01", "optim.d.lr=0.
 # RaGAN's batch means must be global: with per-rank means these weights differed from one process by 6e-4
 # (with the global mean by 3e-8).
 SGD_FAST = [*SGD[:2], "optim.g.lr=0.1", "optim.d.lr=0.1"]
+# StyleGAN2's noise, style mixing and path-length batch are drawn for the global batch and sliced per rank, its
+# running means (w, path length) are global; minibatch std groups (1 here) are the one part that stays per rank.
+STYLEGAN = ["steps=4", "data=mnist", "model=stylegan", "model.g_width=4", "model.d_width=4", "model.w_dim=8",
+            "model.mapping_layers=2", "model.max_width=16", "model.mbstd_group=1", "model.pl_every=2",
+            "penalty.every=2", "eval.metrics=none", *SGD]
 
 
 @pytest.mark.parametrize("extra", [["steps=6", "penalty.every=2"], ["steps=4", "loss=wgan-gp", "penalty=gp", *SGD],
-                                   ["steps=6", "loss=relativistic-average", *SGD_FAST]])
+                                   ["steps=6", "loss=relativistic-average", *SGD_FAST], STYLEGAN])
 def test_two_processes_equal_one_with_the_whole_batch(tmp_path, extra):
     two = _train(tmp_path, "two", *extra, nproc=2)
     one = _train(tmp_path, "one", *extra, "threads=1")

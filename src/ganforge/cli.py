@@ -313,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_lab(sub)
     from .sweepcmd import add_parser as add_truncation
     add_truncation(sub)
+    from .latentcmd import add_parsers as add_latent
+    add_latent(sub)
 
     c = sub.add_parser("config", help="print the resolved config of a preset with overrides")
     c.add_argument("items", nargs="*", metavar="CONFIG|key=value")

@@ -18,7 +18,9 @@ every sample with its label (the gradient penalty interpolates at the real
 label). With an auxiliary classifier (ACGAN, Odena et al. 2017) D adds the
 cross-entropy of its class head on real and fake labels, and G the one on
 its fakes, both times ``ac_weight``. A G with ``weight_penalty()`` (BigGAN's
-orthogonal regularization) adds that term to its loss, logged as ``ortho``.
+orthogonal regularization) adds that term to its loss, logged as ``ortho``;
+one with ``lazy_penalty`` (StyleGAN2's path-length regularization) adds its
+term on the steps it chooses, logged as ``pl_penalty`` and ``pl_length``.
 """
 from __future__ import annotations
 
@@ -53,18 +55,42 @@ class GANGame:
         self.classes, self.acgan, self.ac_weight = classes, acgan, ac_weight
         self.last_real: Tensor | None = None
         self.last_y: Tensor | None = None
-        self.joint = not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in D.modules())
+        self.joint = not any(isinstance(m, nn.modules.batchnorm._BatchNorm) or getattr(m, "batch_coupled", False)
+                             for m in D.modules())
+        self.g_count = 0                       # generator updates so far (for G's lazy regularization)
+        self._g: torch.Generator | None = None  # the generator of the last z draw (stochastic G's continue it)
 
     def sample_z(self, n: int) -> tuple[Tensor, Tensor | None]:
         """This process's rows of a global batch of n codes, and of their labels (None if unconditional)."""
-        g = self.z_stream.next()
+        g = self._g = self.z_stream.next()
         z = torch.randn(n, self.G.z_dim, generator=g, device=g.device)[self.rows]
         if not self.classes:
             return z, None
         return z, torch.randint(self.classes, (n,), generator=g, device=g.device)[self.rows]
 
     def generate(self, z: Tensor, y: Tensor | None) -> Tensor:
+        """G's samples for z (and labels); a G with its own randomness (StyleGAN's noise and style mixing)
+        draws it from the same seeded draw as z, for the global batch, so resumes and processes agree."""
+        reseed = getattr(self.G, "reseed", None)
+        if reseed is not None:
+            reseed(self._g, self.rows, self.batch_size, self._row_mean)
         return self.G(z) if y is None else self.G(z, y)
+
+    def _draw_for_penalty(self):
+        """A fresh global batch of half the size (StyleGAN2's pl_batch_shrink = 2) for G's lazy penalty."""
+        world = self.dist.world if self.dist is not None and self.dist.active else 1
+        n = self.batch_size // 2 if self.batch_size >= 2 and (self.batch_size // 2) % world == 0 else self.batch_size
+        rows = self.dist.rows(n) if world > 1 else slice(None)
+        g = self.z_stream.next()
+        z = torch.randn(n, self.G.z_dim, generator=g, device=g.device)[rows]
+        y = torch.randint(self.classes, (n,), generator=g, device=g.device)[rows] if self.classes else None
+        return z, y, g, rows, n
+
+    def _row_mean(self, x: Tensor) -> Tensor:
+        return self.dist.row_mean(x) if self.dist is not None and self.dist.active else x.mean(0)
+
+    def _global_mean(self, x: Tensor) -> Tensor:
+        return self.dist.batch_mean(x) if self.dist is not None and self.dist.active else x.mean()
 
     def judge(self, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """D's outputs (float) and, for ACGAN, its class logits."""
@@ -155,6 +181,12 @@ class GANGame:
                 ac = F.cross_entropy(cls, y)
                 loss = loss + self.ac_weight * ac
                 stats["ac_g"] = ac.detach()
+            lazy = getattr(self.G, "lazy_penalty", None)
+            found = lazy(self.g_count, self._draw_for_penalty, self._global_mean) if lazy is not None else None
+            if found is not None:                   # G's lazy regularizer (StyleGAN2's path-length penalty)
+                pen, length = found
+                loss = loss + pen
+                stats.update(pl_penalty=pen.detach(), pl_length=length)
             penalty = getattr(self.G, "weight_penalty", None)
             extra = penalty() if penalty is not None else None
             if extra is not None:                   # a regularizer on G's weights (BigGAN's orthogonal one)
@@ -163,6 +195,7 @@ class GANGame:
             self.precision.backward_step(loss, self.opt_g, "g", self._sync(self.G))
         finally:
             self.D.requires_grad_(True)
+        self.g_count += 1
         return {"loss_g": loss.detach(), "d_fake_g": self._outputs(out_fake), **stats}
 
     def step(self) -> list[dict]:
@@ -170,7 +203,8 @@ class GANGame:
         return [self.d_step() for _ in range(self.d_steps)] + [self.g_step()]
 
     def state_dict(self) -> dict:
-        return {"d_count": self.d_count}
+        return {"d_count": self.d_count, "g_count": self.g_count}
 
     def load_state_dict(self, state: dict) -> None:
         self.d_count = int(state["d_count"])
+        self.g_count = int(state.get("g_count", 0))

@@ -15,7 +15,7 @@ from typing import Callable
 
 from torch import nn
 
-from . import biggan, dcgan, mlp, sngan
+from . import biggan, dcgan, mlp, sngan, stylegan
 from ..errors import UserError
 from .conditional import Conditioning, build_conditional
 from .layers import apply_spectral_norm
@@ -42,6 +42,9 @@ FAMILIES: dict[str, Family] = {
                     defaults=(("loss", "hinge"), ("model.spectral_norm", True))),
     "biggan": Family(biggan.BigGANOptions, biggan.build, convolutional=True, truncation="z", native_conditional=True,
                      defaults=(("loss", "hinge"), ("model.spectral_norm", True), ("model.g_spectral_norm", True))),
+    "stylegan": Family(stylegan.StyleGANOptions, stylegan.build, convolutional=True, truncation="w",
+                       native_conditional=True,
+                       defaults=(("penalty.every", 16), ("optim.g.lr", 0.0025), ("optim.d.lr", 0.0025))),
 }
 
 

@@ -11,8 +11,8 @@
 - D by projection: D(x, y) = head(phi(x)) + <embed(y), pool(phi(x))>, the
   projection discriminator of Miyato & Koyama 2018, "cGANs with Projection
   Discriminator".
-- D with an auxiliary classifier: a class head on phi(x) beside the
-  real/fake output, trained with cross-entropy on real and fake labels
+- D with an auxiliary classifier: a linear class head on the flattened
+  phi(x) beside the real/fake output, trained with cross-entropy on real and fake labels
   (Odena, Olah & Shlens 2017, ACGAN).
 
 A family's D exposes ``features(x)`` (phi, the activations before its last
@@ -129,7 +129,7 @@ class ConditionalD(nn.Module):
             self.embed = nn.Embedding(c.classes, width)
             nn.init.normal_(self.embed.weight, 0.0, 0.02)
         elif c.d == "acgan":
-            self.classify = nn.Linear(width, c.classes)
+            self.classify = nn.Linear(width, c.classes)      # on the flattened features, as Odena et al.'s FC
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, with_classes: bool = False):
         cls = None
@@ -141,18 +141,19 @@ class ConditionalD(nn.Module):
             if self.mode == "projection":
                 out = out + (self.embed(y).to(h.dtype) * pool(h)).sum(1)
             else:
-                cls = self.classify(pool(h))
+                cls = self.classify(h.flatten(1))
         return (out, cls) if with_classes else out
 
 
-def feature_width(D: nn.Module, shape: tuple) -> int:
-    """Channels (or units) of ``D.features`` for samples of ``shape``, found by one tiny forward pass."""
+def feature_width(D: nn.Module, shape: tuple, flat: bool = False) -> int:
+    """Channels (or units) of ``D.features`` for samples of ``shape`` (``flat``: all its values), found by
+    one tiny forward pass."""
     with torch.no_grad():
         was = D.training
         D.eval()
         h = D.features(torch.zeros(1, *shape))
         D.train(was)
-    return pool(h).shape[1]
+    return h.flatten(1).shape[1] if flat else pool(h).shape[1]
 
 
 def build_conditional(build, shape: tuple, z_dim: int, options, c: Conditioning,
@@ -171,7 +172,7 @@ def build_conditional(build, shape: tuple, z_dim: int, options, c: Conditioning,
     else:
         if not hasattr(D, "features"):
             raise UserError(f"this model's D has no feature layer for model.d_cond={c.d}; use model.d_cond=concat")
-        width = feature_width(D, shape)
+        width = feature_width(D, shape, flat=c.d == "acgan")
     if native_g:
         return G, ConditionalD(D, c, width)
     G = ConditionalG(G, c)

@@ -78,6 +78,15 @@ class Dist:
             return x.mean()
         return _GlobalMean.apply(x, self.world * x.numel())
 
+    @torch.no_grad()
+    def row_mean(self, x: torch.Tensor) -> torch.Tensor:
+        """The mean over every rank's rows of x (N, ...), not differentiable (equal shards assumed)."""
+        if not self.active:
+            return x.mean(0)
+        total = x.sum(0).clone()
+        dist.all_reduce(total)
+        return total / (self.world * x.shape[0])
+
     def mean(self, values: dict) -> dict:
         """Scalars averaged over the ranks (for log lines)."""
         if not self.active or not values:
