@@ -115,10 +115,10 @@ class Dist:
             dist.barrier()
 
     def close(self) -> None:
-        """Leave the process group at a common point: a gloo group left to the interpreter's exit can abort a rank
-        ("terminate called without an active exception") while its peer still talks to it."""
+        """Leave the process group before the interpreter exits: a gloo group left to the exit can abort a rank
+        ("terminate called without an active exception"). No barrier: every collective of the run has completed
+        on both sides when training returns, and a barrier here could wait on a peer that a stop signal ended."""
         if self.active and dist.is_initialized():
-            dist.barrier()
             dist.destroy_process_group()
 
     def broadcast_object(self, obj):
