@@ -110,7 +110,8 @@ def cmd_train(a) -> int:
                              f"loss {cfg.loss}, {cfg.steps} steps, {trainer.device} {cfg.precision}"
                              + (f", {trainer.dist.world} processes" if trainer.dist.active else ""))
     result = trainer.run()
-    trainer.dist.close()
+    if not result["stopped"]:      # a finished run leaves the group; a stopped one exits as it always has
+        trainer.dist.close()
     quiet = os.environ.get("GANFORGE_LAUNCHED") == "1"    # under --nproc: the launcher reports the stop
     if not trainer.dist.main:
         return 0 if quiet or not result["stopped"] else 130
