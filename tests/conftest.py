@@ -64,3 +64,8 @@ def assert_same_tensors(a, b, path="state"):
 def tiny_dcgan():
     """Overrides for a DCGAN small enough to train in seconds on the CPU."""
     return ["model.g_width=8", "model.d_width=8", "model.z_dim=16", "batch_size=16", "log.progress=off"]
+
+
+def assert_same_nets(a, b, nets=("G", "D", "G_ema")):
+    """Two loaded runs (api.Run) hold bit-identical weights and buffers in each of ``nets``."""
+    assert_same_tensors({n: getattr(a, n).state_dict() for n in nets}, {n: getattr(b, n).state_dict() for n in nets})

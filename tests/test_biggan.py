@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from conftest import run_cli
+from conftest import assert_same_nets, run_cli
 from ganforge.api import load_run
 from ganforge.config import load_config
 from ganforge.errors import UserError
@@ -128,10 +128,7 @@ def test_train_resume_truncation_and_sweep(tmp_path):
     assert run_cli(*args, "steps=2", "name=p").returncode == 0
     assert run_cli("train", "steps=4", "--resume", tmp_path / "p").returncode == 0
     a, b = load_run(tmp_path / "w"), load_run(tmp_path / "p")
-    for net in ("G", "D", "G_ema"):
-        sa, sb = getattr(a, net).state_dict(), getattr(b, net).state_dict()
-        for k in sa:
-            assert torch.equal(sa[k], sb[k]), f"{net}.{k}"
+    assert_same_nets(a, b)
     x1, x2 = a.sample(6, seed=2, truncation=0.5), a.sample(6, seed=2, truncation=0.5)
     assert torch.equal(x1, x2) and not torch.equal(x1, a.sample(6, seed=2))
     r = run_cli("sample", tmp_path / "w", "--truncation", "0.5", "--out", tmp_path / "t.png")

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from conftest import run_cli
+from conftest import assert_same_nets, run_cli
 from ganforge.api import load_run
 from ganforge.config import dump, from_dict, load_config
 from ganforge.nets import build_nets
@@ -75,10 +75,7 @@ def test_train_sigma_one_save_load_and_exact_resume(tmp_path):
     assert run_cli(*args, "steps=3", "name=p").returncode == 0
     assert run_cli("train", "steps=6", "--resume", tmp_path / "p").returncode == 0
     a, b = load_run(tmp_path / "w"), load_run(tmp_path / "p")
-    for net in ("G", "D", "G_ema"):
-        sa, sb = getattr(a, net).state_dict(), getattr(b, net).state_dict()
-        for k in sa:
-            assert torch.equal(sa[k], sb[k]), f"{net}.{k}"
+    assert_same_nets(a, b)
     # spectral norm: every conv and linear layer of the trained D has its largest singular value ~ 1
     layers = [m for m in a.D.modules() if hasattr(m, "parametrizations")]
     assert len(layers) == sum(isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) for m in a.D.modules()) == 9   # 3 blocks, a linear

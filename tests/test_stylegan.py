@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from conftest import run_cli
+from conftest import assert_same_nets, run_cli
 from ganforge.api import load_run
 from ganforge.config import load_config
 from ganforge.nets import build_nets
@@ -175,10 +175,7 @@ def test_train_pl_resume_and_truncated_samples(tmp_path):
     assert run_cli(*args, "steps=2", "name=p").returncode == 0
     assert run_cli("train", "steps=4", "--resume", tmp_path / "p").returncode == 0
     a, b = load_run(tmp_path / "w"), load_run(tmp_path / "p")
-    for net in ("G", "D", "G_ema"):
-        sa, sb = getattr(a, net).state_dict(), getattr(b, net).state_dict()
-        for k in sa:
-            assert torch.equal(sa[k], sb[k]), f"{net}.{k}"
+    assert_same_nets(a, b)
     assert a.G.w_avg.abs().sum() > 0 and a.G.pl_mean > 0
     x = a.sample(6, seed=1, truncation=0.7)
     assert torch.equal(x, a.sample(6, seed=1, truncation=0.7)) and not torch.equal(x, a.sample(6, seed=1))

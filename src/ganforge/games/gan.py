@@ -62,11 +62,15 @@ class GANGame:
 
     def sample_z(self, n: int) -> tuple[Tensor, Tensor | None]:
         """This process's rows of a global batch of n codes, and of their labels (None if unconditional)."""
-        g = self._g = self.z_stream.next()
-        z = torch.randn(n, self.G.z_dim, generator=g, device=g.device)[self.rows]
-        if not self.classes:
-            return z, None
-        return z, torch.randint(self.classes, (n,), generator=g, device=g.device)[self.rows]
+        z, y, self._g = self._codes(n, self.rows)
+        return z, y
+
+    def _codes(self, n: int, rows: slice):
+        """``rows`` of a global batch of n codes and labels from the next z draw, and that draw's generator."""
+        g = self.z_stream.next()
+        z = torch.randn(n, self.G.z_dim, generator=g, device=g.device)[rows]
+        y = torch.randint(self.classes, (n,), generator=g, device=g.device)[rows] if self.classes else None
+        return z, y, g
 
     def generate(self, z: Tensor, y: Tensor | None) -> Tensor:
         """G's samples for z (and labels); a G with its own randomness (StyleGAN's noise and style mixing)
@@ -81,9 +85,7 @@ class GANGame:
         world = self.dist.world if self.dist is not None and self.dist.active else 1
         n = self.batch_size // 2 if self.batch_size >= 2 and (self.batch_size // 2) % world == 0 else self.batch_size
         rows = self.dist.rows(n) if world > 1 else slice(None)
-        g = self.z_stream.next()
-        z = torch.randn(n, self.G.z_dim, generator=g, device=g.device)[rows]
-        y = torch.randint(self.classes, (n,), generator=g, device=g.device)[rows] if self.classes else None
+        z, y, g = self._codes(n, rows)
         return z, y, g, rows, n
 
     def _row_mean(self, x: Tensor) -> Tensor:
