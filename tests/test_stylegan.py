@@ -83,6 +83,26 @@ def test_truncation_pulls_w_to_its_mean():
         torch.testing.assert_close(wt, G.w_avg + 0.7 * (w - G.w_avg))
 
 
+def test_tanh_output_is_tanh_of_the_linear_output():
+    G, _ = _nets((1, 28, 28))
+    Gt, _ = _nets((1, 28, 28), "model.g_output=tanh")
+    Gt.load_state_dict(G.state_dict())                   # the option adds no weights
+    z = torch.randn(3, 16)
+    for train in (True, False):
+        G.train(train), Gt.train(train)
+        _seed(G, 3, 5), _seed(Gt, 3, 5)
+        with torch.no_grad():
+            lin, out = G(z), Gt(z)
+        assert out.abs().max() < 1
+        if train:                                         # the paper's linear output leaves [-1, 1] at init
+            assert lin.abs().max() > 1
+            torch.testing.assert_close(out, torch.tanh(lin))
+        else:                                             # eval clamps the linear output; inside (-1, 1) they agree
+            inside = lin.abs() < 1
+            assert inside.float().mean() > 0.1
+            torch.testing.assert_close(out[inside], torch.tanh(lin[inside]))
+
+
 def test_style_mixing_and_running_mean_of_w():
     G, _ = _nets((1, 32, 32), "model.mixing=1.0")
     z = torch.randn(4, 16)

@@ -29,6 +29,12 @@ Aila 2019, "A Style-Based Generator Architecture for GANs".
   mean of the lengths, times ``pl_weight`` * ``pl_every``; lazy R1 on D is
   the core's ``penalty=r1`` (this family's default interval: 16).
 
+``g_output=tanh`` ends G with tanh, as DCGAN does, instead of the paper's
+linear output: on the MNIST digits (about 80% of the pixels exactly -1) the
+linear-output G collapsed to one digit within a few hundred steps under every
+learning rate, R1 weight and regularization setting tried, while the same G
+ending in tanh trained (benchmarks/results/families.json).
+
 Deviations from the paper: resampling is bilinear interpolation and 2x2
 average pooling instead of the [1, 3, 3, 1] FIR filter, and the Adam
 momentum is not adjusted for the lazy regularization intervals.
@@ -62,6 +68,8 @@ class StyleGANOptions:
     pl_every: int = opt(4, "path-length regularization every N generator steps (lazy)", min=1)
     w_avg_beta: float = opt(0.995, "decay of the running mean of w", min=0.0, lt=1.0)
     mbstd_group: int = opt(4, "samples per group of D's minibatch standard deviation", min=1)
+    g_output: str = opt("linear", "G's output: linear (the paper's; clamped to [-1, 1] for viewing) or tanh",
+                        choices=("linear", "tanh"))
 
 
 def levels(side: int, width: int, cap: int) -> tuple[int, list[int]]:
@@ -150,7 +158,7 @@ class StyleGenerator(nn.Module):
         super().__init__()
         s, ch = levels(side, o.g_width, o.max_width)
         self.z_dim, self.w_dim, self.mixing, self.beta = z_dim, o.w_dim, o.mixing, o.w_avg_beta
-        self.pl_weight, self.pl_every = o.pl_weight, o.pl_every
+        self.pl_weight, self.pl_every, self.tanh = o.pl_weight, o.pl_every, o.g_output == "tanh"
         self.embed = nn.Embedding(classes, o.w_dim) if classes else None
         if self.embed is not None:
             nn.init.normal_(self.embed.weight)
@@ -231,6 +239,8 @@ class StyleGenerator(nn.Module):
                 layer = self.layers[j]
                 x = layer(x, ws[:, j], self._draw(1, layer.side, layer.side) if random else None)
             img = F.interpolate(img, scale_factor=2, mode="bilinear", align_corners=False) + self.rgbs[i](x, ws[:, 2 * i + 1])
+        if self.tanh:
+            return torch.tanh(img)
         return img if self.training else img.clamp(-1, 1)
 
     def forward(self, z: torch.Tensor, y: Optional[torch.Tensor] = None, truncation: Optional[float] = None):
