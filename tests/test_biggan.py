@@ -22,7 +22,7 @@ def _nets(shape, *extra, classes=0):
     return build_nets(cfg.model, shape, classes)
 
 
-@pytest.mark.parametrize("side", [28, 32, 64])
+@pytest.mark.parametrize("side", [28, 32, 64, 128])
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("classes", [0, 10])
 def test_shapes_gradients_for_every_side_and_channel_count(side, channels, classes):

@@ -17,7 +17,7 @@ def _nets(shape, *extra, classes=0):
     return build_nets(cfg.model, shape, classes)
 
 
-@pytest.mark.parametrize("side", [28, 32, 64])
+@pytest.mark.parametrize("side", [28, 32, 64, 128])
 @pytest.mark.parametrize("channels", [1, 3])
 def test_shapes_for_every_side_and_channel_count(side, channels):
     G, D = _nets((channels, side, side))

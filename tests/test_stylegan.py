@@ -28,7 +28,7 @@ def _seed(G, n, seed=0):
     G.reseed(torch.Generator().manual_seed(seed), slice(None), n)
 
 
-@pytest.mark.parametrize("side", [28, 32, 64])
+@pytest.mark.parametrize("side", [28, 32, 64, 128])
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("classes", [0, 10])
 def test_shapes_and_gradients_for_every_side_and_channel_count(side, channels, classes):
