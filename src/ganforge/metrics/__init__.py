@@ -13,4 +13,5 @@ from .fid import FeatureStats, fid, frechet_distance  # noqa: F401
 from .inception_score import inception_score  # noqa: F401
 from .kid import kid  # noqa: F401
 from .modes import mode_metrics  # noqa: F401
+from .pixel import l1, pixel_scores, psnr, ssim  # noqa: F401
 from .prdc import density_coverage, precision_recall  # noqa: F401
