@@ -60,19 +60,26 @@ def _list_images(root: Path) -> tuple[list[Path], int]:
 
 
 def _decode(path: Path, channels: int, side: int) -> np.ndarray:
-    from PIL import Image, ImageOps
+    from PIL import Image
     with Image.open(path) as im:
         im.load()
-        if im.mode.startswith("I;16") or im.mode == "I":
-            a = np.asarray(im, dtype=np.float32)
-            a = a / (65535.0 if a.max() > 255 else 255.0)
-            im = Image.fromarray((a.clip(0, 1) * 255).round().astype(np.uint8), "L")
-        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-            bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
-            im = Image.alpha_composite(bg, im.convert("RGBA"))
-        im = im.convert("L" if channels == 1 else "RGB")
-        im = ImageOps.fit(im, (side, side), method=Image.Resampling.BICUBIC)
-        a = np.asarray(im, dtype=np.uint8)
+        return image_to_array(im, channels, side)
+
+
+def image_to_array(im, channels: int, side: int) -> np.ndarray:
+    """A PIL image as uint8 (channels, side, side): 16-bit scaled to 8, transparency over white, centre-cropped
+    to a square and resized (bicubic)."""
+    from PIL import Image, ImageOps
+    if im.mode.startswith("I;16") or im.mode == "I":
+        a = np.asarray(im, dtype=np.float32)
+        a = a / (65535.0 if a.max() > 255 else 255.0)
+        im = Image.fromarray((a.clip(0, 1) * 255).round().astype(np.uint8), "L")
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(bg, im.convert("RGBA"))
+    im = im.convert("L" if channels == 1 else "RGB")
+    im = ImageOps.fit(im, (side, side), method=Image.Resampling.BICUBIC)
+    a = np.asarray(im, dtype=np.uint8)
     return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
 
 
