@@ -55,6 +55,18 @@ def measure(run_dir: Path) -> dict:
     return out
 
 
+def run_child(cmd: list, log_path: Path, what: str) -> tuple[float, float]:
+    """Run ``cmd`` with its output in ``log_path``; (wall seconds, the child's own peak resident MB).
+    Exits with the log's tail if it fails."""
+    t = time.time()
+    with open(log_path, "w") as log:
+        child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(child.pid, 0)
+    if os.waitstatus_to_exitcode(status):
+        sys.exit(f"{what} failed:\n{log_path.read_text()[-3000:]}")
+    return time.time() - t, usage.ru_maxrss / 1024
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--presets", default="mnist-cgan,mnist-sngan,mnist-biggan,mnist-stylegan")
@@ -72,15 +84,7 @@ def main() -> None:
                    "--out", tmp] + ([f"steps={a.steps}"] if a.steps else [])
             if (Path(tmp) / name).exists():
                 sys.exit(f"{Path(tmp) / name} exists; remove it or give another --out")
-            t = time.time()
-            with open(Path(tmp) / f"{name}.log", "w") as log:
-                child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-                _, status, usage = os.wait4(child.pid, 0)       # this child's own peak memory
-                child.returncode = os.waitstatus_to_exitcode(status)
-            wall = time.time() - t
-            if child.returncode:
-                sys.exit(f"{preset} failed:\n{(Path(tmp) / f'{name}.log').read_text()[-3000:]}")
-            rss = usage.ru_maxrss / 1024
+            wall, rss = run_child(cmd, Path(tmp) / f"{name}.log", preset)
             row = {"preset": preset, "overrides": overrides, "machine": machine(), "date": time.strftime("%Y-%m-%d"),
                    "steps": a.steps or "preset", "wall_s": round(wall, 1),
                    "peak_rss_mb": round(rss), **measure(Path(tmp) / name)}

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
+from families import run_child  # noqa: E402
 from toy_modes import machine  # noqa: E402
 
 
@@ -57,18 +56,13 @@ def main() -> None:
             cmd = [sys.executable, "-m", "ganforge", "train", f"data=folder:{folder}", "data.resolution=64",
                    f"model={family}", *cond, f"steps={a.steps}", f"batch_size={a.batch}", "log.every=10",
                    "eval.metrics=none", "log.progress=lines", f"name={family}", "--out", tmp]
-            t = time.time()
-            with open(Path(tmp) / f"{family}.log", "w") as log:
-                child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-                _, status, usage = os.wait4(child.pid, 0)
-            if os.waitstatus_to_exitcode(status):
-                sys.exit(f"{family} failed:\n{(Path(tmp) / f'{family}.log').read_text()[-3000:]}")
+            wall, rss = run_child(cmd, Path(tmp) / f"{family}.log", family)
             lines = [json.loads(x) for x in (Path(tmp) / family / "metrics.jsonl").read_text().splitlines()]
             timed = [r for r in lines if "img_s" in r][1:]            # the first interval includes warm-up
             row = {"family": family, "conditional": bool(cond), "resolution": 64, "batch": a.batch,
                    "steps": a.steps, "machine": machine(), "date": time.strftime("%Y-%m-%d"),
                    "img_s": round(sum(r["img_s"] for r in timed) / len(timed), 1),
-                   "wall_s": round(time.time() - t, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024)}
+                   "wall_s": round(wall, 1), "peak_rss_mb": round(rss)}
             rows.append(row)
             print(json.dumps(row), flush=True)
     out = Path(__file__).parent / "results" / "families_64px.json"

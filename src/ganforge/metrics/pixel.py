@@ -76,8 +76,8 @@ def pixel_scores(x: Tensor, y: Tensor) -> dict:
     """Means over the batch: {"l1", "psnr", "ssim"} (PSNR averaged in dB, images that equal their truth left
     out of it; SSIM only for images of at least 11 px)."""
     p = psnr(x, y)
-    out = {"l1": float(l1(x, y).mean()), "psnr": float(p[torch.isfinite(p)].mean()) if torch.isfinite(p).any()
-           else math.inf}
+    finite = p[torch.isfinite(p)]
+    out = {"l1": float(l1(x, y).mean()), "psnr": float(finite.mean()) if len(finite) else math.inf}
     if min(x.shape[-2:]) >= 11:
         out["ssim"] = float(ssim(x, y).mean())
     return out
