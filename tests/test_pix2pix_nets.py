@@ -11,7 +11,10 @@ from ganforge.nets.pix2pix import PatchDiscriminator, UNetGenerator, receptive_f
 def test_unet_shapes_and_gradients(side, depth, cin, cout):
     assert unet_depth(side) == depth
     torch.manual_seed(0)
-    G = UNetGenerator(cin, cout, side, width=4, max_width=16)
+    G = UNetGenerator(cin, cout, side, width=4, max_width=16, pad=False)
+    padded = UNetGenerator(cin, cout, side, width=4, max_width=16)
+    assert padded.depth == (depth if side != 28 else 5)                  # 28 px: padded to 32, down to 1x1
+    assert padded(torch.randn(2, cin, side, side)).shape == (2, cout, side, side)
     x = torch.randn(2, cin, side, side)
     y = G(x)
     assert y.shape == (2, cout, side, side) and y.abs().max() < 1
@@ -40,7 +43,8 @@ def test_skips_let_the_unet_copy_what_the_bottleneck_cannot_and_dropout_stays_on
     quiet = UNetGenerator(1, 1, 32, width=4, max_width=16, dropout_at_test=False)
     quiet.eval()
     assert torch.equal(quiet(x), quiet(x))
-    assert UNetGenerator(1, 1, 28, width=4).dropped == {1}          # 28 px: too shallow for three, all but the last
+    assert UNetGenerator(1, 1, 28, width=4, pad=False).dropped == {1}    # 7x7 inner: too shallow, all but the last
+    assert UNetGenerator(1, 1, 28, width=4).dropped == {1, 2, 3}         # padded to 32: 5 levels
     assert UNetGenerator(1, 1, 256, width=4).dropped == {4, 5, 6}
 
 

@@ -195,7 +195,16 @@ def test_train_pl_resume_and_truncated_samples(tmp_path):
     assert run_cli(*args, "steps=2", "name=p").returncode == 0
     assert run_cli("train", "steps=4", "--resume", tmp_path / "p").returncode == 0
     a, b = load_run(tmp_path / "w"), load_run(tmp_path / "p")
-    assert_same_nets(a, b)
+    try:
+        assert_same_nets(a, b)
+    except AssertionError as e:     # seen once in ~10 CI runs: tell a resume bug from a nondeterministic platform
+        assert run_cli(*args, "steps=4", "name=w2").returncode == 0
+        try:
+            assert_same_nets(a, load_run(tmp_path / "w2"))
+            again = "two uninterrupted runs are equal, so the resume differs"
+        except AssertionError:
+            again = "two uninterrupted runs differ too: the platform's kernels are not deterministic"
+        raise AssertionError(f"{e}; {again}") from None
     assert a.G.w_avg.abs().sum() > 0 and a.G.pl_mean > 0
     x = a.sample(6, seed=1, truncation=0.7)
     assert torch.equal(x, a.sample(6, seed=1, truncation=0.7)) and not torch.equal(x, a.sample(6, seed=1))

@@ -73,6 +73,25 @@ class Run:
         return read_metrics(self.path / "metrics.jsonl")
 
     @property
+    def translates(self) -> bool:
+        """Whether this is an image-to-image run (pix2pix, cyclegan)."""
+        return "shape_a" in self.info
+
+    def translate(self, x: torch.Tensor, direction: str = "ab", ema: bool = True) -> torch.Tensor:
+        """Images of domain A (N, C, H, W) in [-1, 1] translated to B (``direction="ba"``: B to A, CycleGAN),
+        with the fixed dropout seed of the run's samples and scores."""
+        from .train.translate import translate
+        if not self.translates:
+            raise UserError(f"{self.path} is a {self.config.model.name} run: only pix2pix and cyclegan runs translate")
+        net = self.G_ema if (ema and self.G_ema is not None) else self.G
+        if direction not in ("ab", "ba"):
+            raise UserError(f"direction must be ab or ba, got {direction!r}")
+        if direction == "ba" and not hasattr(net, "ba"):
+            raise UserError(f"{self.path} is a pix2pix run: it translates A to B only")
+        net = getattr(net, direction) if hasattr(net, "ba") else net
+        return translate(net, x.to(next(net.parameters()).device))
+
+    @property
     def n_classes(self) -> int:
         """Classes of a conditional run (0: unconditional)."""
         return getattr(self.G, "n_classes", 0)
@@ -114,6 +133,9 @@ class Run:
         """``fn(start, count)``: samples ``start:start+count`` of the ``n`` that ``sample(n, seed)`` returns,
         drawn when asked (evaluation streams them through a feature extractor). ``label``: see labels();
         ``z``: codes to use instead of the seed's."""
+        if self.translates:
+            raise UserError(f"{self.path} is a {self.config.model.name} run: it translates images "
+                            "(ganforge translate RUN --input ... --out ...) and draws nothing from z")
         kind = FAMILIES[self.config.model.name].truncation
         if truncation is not None and not kind:
             raise UserError(f"model {self.config.model.name} does not support truncation "
@@ -166,7 +188,8 @@ def load_run(path: Union[str, Path], device: str = "cpu", which: str = "latest")
     if found is None:
         raise UserError(f"{path} has no checkpoint yet")
     _, state = found
-    G, D = build_nets(cfg.model, tuple(info["shape"]), len(info.get("classes") or ()))   # weights replaced below
+    G, D = build_nets(cfg.model, tuple(info["shape"]), len(info.get("classes") or ()),   # weights replaced below
+                      tuple(info.get("shape_a", ())))
     dev = pick_device(device)
     try:
         G_ema = copy.deepcopy(G) if state.get("G_ema") is not None else None

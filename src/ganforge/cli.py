@@ -110,19 +110,21 @@ def cmd_train(a) -> int:
                              f"loss {cfg.loss}, {cfg.steps} steps, {trainer.device} {cfg.precision}"
                              + (f", {trainer.dist.world} processes" if trainer.dist.active else ""))
     result = trainer.run()
-    if not result["stopped"]:      # a finished run leaves the group; a stopped one exits as it always has
-        trainer.dist.close()
     quiet = os.environ.get("GANFORGE_LAUNCHED") == "1"    # under --nproc: the launcher reports the stop
     if not trainer.dist.main:
-        return 0 if quiet or not result["stopped"] else 130
-    if result["stopped"]:
+        rc = 0 if quiet or not result["stopped"] else 130
+    elif result["stopped"]:
         again = f" --nproc {trainer.dist.world}" if trainer.dist.active else ""
         print(f"stopped at step {result['step']}; checkpoint written. Continue with: ganforge train --resume {run_dir}"
               f"{again}", file=sys.stderr)
-        return 0 if quiet else 130
-    last = sorted((run_dir / "samples").glob("step-*.png"))
-    print(f"done: {run_dir} at step {result['step']}" + (f"; samples: {last[-1]}" if last else ""))
-    return 0
+        rc = 0 if quiet else 130
+    else:
+        last = sorted((run_dir / "samples").glob("step-*.png"))
+        print(f"done: {run_dir} at step {result['step']}" + (f"; samples: {last[-1]}" if last else ""))
+        rc = 0
+    if trainer.dist.active:
+        trainer.dist.leave(rc)
+    return rc
 
 
 def cmd_sample(a) -> int:
@@ -216,10 +218,19 @@ def cmd_data(a) -> int:
                              for c in range(len(ds.classes))])
         else:
             idx = torch.arange(min(a.n, len(ds)))
-        save_png(grid(ds.x[idx]), out)
+        if ds.translation:             # image-to-image: rows of A beside B (paired: each input beside its target)
+            from .train.translate import as_rgb
+            ia = idx if ds.paired else torch.arange(min(len(idx), len(ds.a)))
+            idx = idx[:len(ia)]
+            c = max(ds.a.shape[1], ds.x.shape[1])
+            save_png(grid(torch.stack([as_rgb(ds.a[ia], c), as_rgb(ds.x[idx], c)], 1).flatten(0, 1), nrow=10), out)
+        else:
+            save_png(grid(ds.x[idx]), out)
     else:
         out.write_bytes(toy_png(ds.x[:0], ds.x[: a.n], a.name))
     shape = "x".join(str(s) for s in ds.shape)
+    if ds.translation:
+        shape = f"{'x'.join(str(s) for s in ds.shape_a)} (A) and {shape} (B), {'paired' if ds.paired else 'unpaired'}"
     print(f"{ds.name}: {len(ds)} samples of shape {shape}" + (f", {len(ds.classes)} classes" if ds.classes else "")
           + f"; wrote {out}")
     return 0
@@ -316,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_truncation(sub)
     from .latentcmd import add_parsers as add_latent
     add_latent(sub)
+    from .translatecmd import add_parser as add_translate
+    add_translate(sub)
 
     c = sub.add_parser("config", help="print the resolved config of a preset with overrides")
     c.add_argument("items", nargs="*", metavar="CONFIG|key=value")

@@ -4,6 +4,12 @@ Images are float tensors (N, C, H, W) in [-1, 1]; toy data are (N, d) floats
 with the exact density attached; labels are int64. A held-out split
 (``data.holdout``) is drawn once with a fixed seed, stratified by label, so
 the same images are held out in every run.
+
+An image-to-image dataset (data.tasks, ``pairs:PATH``, ``unpaired:PATH``)
+holds domain A in ``a`` beside domain B in ``x``: paired, ``x[i]`` is the
+target of ``a[i]``; unpaired, the domains are split apart (each by its own
+labels) and, where the mapping is known, ``a_true``/``b_true`` hold each
+image's true translation.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from torch import Tensor
 from ..errors import UserError
 from . import files
 from .embedded import EMBEDDED
+from .tasks import TASKS, Task
 from .toy import TOYS, GaussianMixture
 from .transform import from_unit, resize, to_channels
 
@@ -30,10 +37,23 @@ class Dataset:
     y: Optional[Tensor] = None
     classes: Optional[list] = None
     density: Optional[GaussianMixture] = None
+    a: Optional[Tensor] = None            # image-to-image: domain A (the inputs); x is domain B
+    paired: bool = True
+    y_a: Optional[Tensor] = None          # unpaired: A's labels (paired: y serves both)
+    a_true: Optional[Tensor] = None       # unpaired, known mapping: each A image's true B image
+    b_true: Optional[Tensor] = None       # ... and each B image's true A image
 
     @property
     def kind(self) -> str:
         return "image" if self.x.dim() == 4 else "vector"
+
+    @property
+    def translation(self) -> bool:
+        return self.a is not None
+
+    @property
+    def shape_a(self) -> tuple:
+        return tuple(self.a.shape[1:]) if self.a is not None else ()
 
     @property
     def shape(self) -> tuple:
@@ -47,14 +67,22 @@ def names() -> dict[str, str]:
     """Every registered name and file kind with a one-line description."""
     out = {k: d for k, (_, d) in EMBEDDED.items()}
     out.update({k: d for k, (_, d) in TOYS.items()})
+    out.update({k: d for k, (_, d) in TASKS.items()})
     out.update({f"{k}:PATH": d for k, d in files.FILE_KINDS.items()})
+    out.update({f"{k}:PATH": d for k, d in PAIR_KINDS.items()})
     return out
+
+
+PAIR_KINDS = {
+    "pairs": "paired images: A|B side-by-side files, or A/ and B/ folders of matching names (pix2pix)",
+    "unpaired": "two image folders PATH/trainA and PATH/trainB (testA/testB, if there, are held out; CycleGAN)",
+}
 
 
 def _split_name(name: str) -> tuple[str, Optional[str]]:
     if ":" in name:
         kind, path = name.split(":", 1)
-        if kind in files.FILE_KINDS:
+        if kind in files.FILE_KINDS or kind in PAIR_KINDS:
             if not path:
                 raise UserError(f"data={kind}: needs a path, e.g. data={kind}:/path/to/data")
             return kind, path
@@ -83,6 +111,10 @@ def load_dataset(cfg) -> Dataset:
         density = TOYS[kind][0]()
         x = density.sample(TOY_POINTS, torch.Generator().manual_seed(SPLIT_SEED))
         return Dataset(kind, x, density=density)
+    if (path is None and kind in TASKS) or kind in PAIR_KINDS:
+        return _load_translation(cfg, kind, path)
+    if cfg.channels_a is not None:
+        raise UserError("data.channels_a applies to image-to-image data (a task, pairs:PATH or unpaired:PATH)")
     if path is None:
         if kind not in EMBEDDED:
             raise UserError(_unknown(cfg.name))
@@ -98,24 +130,85 @@ def load_dataset(cfg) -> Dataset:
     if cfg.labels and kind != "folder":
         raise UserError("data.labels=true reads labels from sub-folder names: it applies to folder:PATH only")
     if x.dim() == 4:
-        x = resize(from_unit(to_channels(x, cfg.channels)), cfg.resolution).contiguous()
+        x = _shape(x, cfg.channels, cfg.resolution)
     elif cfg.resolution is not None or cfg.channels is not None:
         raise UserError(f"data.resolution and data.channels apply to images; {cfg.name} holds vectors of size {x.shape[1]}")
     if y is not None and classes is None:
         classes = [str(i) for i in range(int(y.max()) + 1)]
     if cfg.holdout > 0 or cfg.split != "train":
-        mask = holdout_mask(len(x), y, cfg.holdout)
-        keep = {"train": ~mask, "holdout": mask, "all": torch.ones_like(mask)}[cfg.split]
-        if not keep.any():
-            raise UserError(f"data.split={cfg.split} with data.holdout={cfg.holdout} leaves no samples")
+        keep = _keep(cfg, len(x), y)
         x, y = x[keep], (y[keep] if y is not None else None)
     return Dataset(cfg.name, x, y, classes)
 
 
+def _shape(x: Tensor, channels, resolution) -> Tensor:
+    return resize(from_unit(to_channels(x, channels)), resolution).contiguous()
+
+
+def _unpaired_folders(root: str, cfg) -> Task:
+    from pathlib import Path
+    base = Path(root).expanduser()
+    files._need_dir(base, "unpaired image folder")
+    if not ((base / "trainA").is_dir() and (base / "trainB").is_dir()):
+        raise UserError(f"unpaired:{root} needs the folders trainA and trainB (CycleGAN's layout)")
+    side = cfg.resolution or 256
+    parts = {k: files.load_folder(str(base / k), cfg.channels_a if k.endswith("A") else cfg.channels, side, False)[0]
+             for k in ("trainA", "trainB", "testA", "testB") if (base / k).is_dir()}
+    if ("testA" in parts) != ("testB" in parts):
+        raise UserError(f"unpaired:{root} has only one of testA and testB; add the other or remove it")
+    if "testA" in parts:               # the folder's own held-out split (data.holdout does not apply): label 1
+        ya = torch.cat([torch.zeros(len(parts["trainA"])), torch.ones(len(parts["testA"]))]).long()
+        yb = torch.cat([torch.zeros(len(parts["trainB"])), torch.ones(len(parts["testB"]))]).long()
+        return Task(torch.cat([parts["trainA"], parts["testA"]]), torch.cat([parts["trainB"], parts["testB"]]),
+                    ya, yb, ["train", "test"], paired=False)
+    return Task(parts["trainA"], parts["trainB"], None, None, None, paired=False)
+
+
+def _load_translation(cfg, kind: str, path: Optional[str]) -> Dataset:
+    if cfg.labels:
+        raise UserError("data.labels=true reads labels from sub-folder names: it applies to folder:PATH only")
+    if kind == "pairs":
+        from .paired import load_pairs
+        a, b, _ = load_pairs(path, cfg.resolution, cfg.channels_a, cfg.channels)
+        t = Task(a, b, None, None, None, paired=True)
+    elif kind == "unpaired":
+        t = _unpaired_folders(path, cfg)
+    else:
+        t = TASKS[kind][0]()
+    own_split = kind == "unpaired" and t.classes == ["train", "test"]
+    a, b = _shape(t.a, cfg.channels_a, cfg.resolution), _shape(t.b, cfg.channels, cfg.resolution)
+    a_true = None if t.a_true is None else _shape(t.a_true, cfg.channels, cfg.resolution)
+    b_true = None if t.b_true is None else _shape(t.b_true, cfg.channels_a, cfg.resolution)
+    if t.paired:
+        keep = _keep(cfg, len(b), t.y_b)
+        ka = kb = keep
+    else:
+        ka = (t.y_a == 1) if own_split else _keep(cfg, len(a), t.y_a)
+        kb = (t.y_b == 1) if own_split else _keep(cfg, len(b), t.y_b)
+        if own_split and cfg.split != "holdout":
+            ka, kb = (~ka, ~kb) if cfg.split == "train" else (torch.ones_like(ka), torch.ones_like(kb))
+    pick = lambda v, k: None if v is None else v[k]  # noqa: E731
+    classes = None if own_split else t.classes
+    return Dataset(cfg.name, b[kb], pick(None if own_split else t.y_b, kb), classes, a=a[ka], paired=t.paired,
+                   y_a=None if t.paired or own_split else pick(t.y_a, ka), a_true=pick(a_true, ka),
+                   b_true=pick(b_true, kb))
+
+
+def _keep(cfg, n: int, y: Optional[Tensor]) -> Tensor:
+    """The rows of the configured split (data.holdout, data.split)."""
+    if cfg.holdout <= 0 and cfg.split == "train":
+        return torch.ones(n, dtype=torch.bool)
+    mask = holdout_mask(n, y, cfg.holdout)
+    keep = {"train": ~mask, "holdout": mask, "all": torch.ones_like(mask)}[cfg.split]
+    if not keep.any():
+        raise UserError(f"data.split={cfg.split} with data.holdout={cfg.holdout} leaves no samples")
+    return keep
+
+
 def _unknown(name: str) -> str:
     import difflib
-    known = list(EMBEDDED) + list(TOYS)
-    close = difflib.get_close_matches(name, known + [k + ":" for k in files.FILE_KINDS], n=1)
+    known = list(EMBEDDED) + list(TOYS) + list(TASKS)
+    close = difflib.get_close_matches(name, known + [k + ":" for k in (*files.FILE_KINDS, *PAIR_KINDS)], n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return (f"unknown dataset {name!r}{hint}; choose one of {', '.join(known)}, "
-            f"or folder:PATH, npz:PATH, idx:PATH, cifar10:PATH")
+            f"or folder:PATH, npz:PATH, idx:PATH, cifar10:PATH, pairs:PATH, unpaired:PATH")

@@ -35,21 +35,51 @@ class Batches:
             self.y = dataset.y.to(self.device) if dataset.y is not None else None
 
     def next(self) -> tuple[Tensor, Optional[Tensor]]:
-        b = self.drawn
-        self.drawn += 1
         if self.ds.density is not None:
-            self._toy.count = b
+            self._toy.count = self.drawn
+            self.drawn += 1
             return self.ds.density.sample(self.batch_size, self._toy.next(), self.device)[self.rows], None
-        epoch, i = divmod(b, self.per_epoch)
+        idx = self.next_indices()
+        return self.x[idx], (self.y[idx] if self.y is not None else None)
+
+    def next_indices(self) -> Tensor:
+        """This process's rows of the next batch, as indices into the dataset."""
+        epoch, i = divmod(self.drawn, self.per_epoch)
+        self.drawn += 1
         if epoch != self._epoch:
             g = torch.Generator().manual_seed(derive(self.seed, "epoch", epoch))
             self._perm = torch.randperm(len(self.ds), generator=g).to(self.device)
             self._epoch = epoch
-        idx = self._perm[i * self.batch_size:(i + 1) * self.batch_size][self.rows]
-        return self.x[idx], (self.y[idx] if self.y is not None else None)
+        return self._perm[i * self.batch_size:(i + 1) * self.batch_size][self.rows]
 
     def state_dict(self) -> dict:
         return {"drawn": self.drawn}
 
     def load_state_dict(self, state: dict) -> None:
         self.drawn = int(state["drawn"])
+
+
+class PairBatches:
+    """Batches of image-to-image data: (a, b, y) of the same rows for paired data; for unpaired data, A and B
+    from two independent shuffles (seeds derived from the run's), so a batch pairs nothing by design."""
+
+    def __init__(self, dataset, batch_size: int, seed: int, device="cpu", rows: slice = slice(None)):
+        from . import Dataset
+        self.paired = dataset.paired
+        self.b = Batches(dataset, batch_size, seed, device, rows)
+        self.a_data = dataset.a.to(device)
+        self.a = None if self.paired else Batches(Dataset("A", dataset.a, dataset.y_a), batch_size,
+                                                  derive(seed, "domain-a"), device, rows)
+
+    def next(self) -> tuple[Tensor, Tensor, Optional[Tensor]]:
+        ib = self.b.next_indices()
+        ia = ib if self.paired else self.a.next_indices()
+        return self.a_data[ia], self.b.x[ib], (self.b.y[ib] if self.b.y is not None else None)
+
+    def state_dict(self) -> dict:
+        return {"drawn": self.b.drawn, "drawn_a": self.a.drawn if self.a is not None else self.b.drawn}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.b.load_state_dict(state)
+        if self.a is not None:
+            self.a.drawn = int(state["drawn_a"])

@@ -15,7 +15,7 @@ from typing import Callable
 
 from torch import nn
 
-from . import biggan, dcgan, mlp, sngan, stylegan
+from . import biggan, cyclegan, dcgan, mlp, pix2pix, sngan, stylegan
 from ..errors import UserError
 from .conditional import Conditioning, build_conditional
 from .layers import apply_spectral_norm
@@ -29,11 +29,17 @@ class Family:
     truncation: str = ""        # "z": sampling draws truncated normal z; "w": G(z, truncation=psi) pulls w to its mean
     defaults: tuple = ()        # (dotted key, value) pairs
     native_conditional: bool = False   # G takes labels itself: build(..., classes=C)
+    game: str = "gan"           # gan: G(z) against data; pair (pix2pix) and cycle (CycleGAN) translate images
 
     @property
     def supports_truncation(self) -> bool:
         return bool(self.truncation)
 
+
+# Isola et al. and Zhu et al.: Adam(2e-4, betas 0.5, 0.999), no EMA; held-out pairs measure the translations
+TRANSLATION_DEFAULTS = (("penalty", "none"), ("optim.g.lr", 2e-4), ("optim.d.lr", 2e-4), ("optim.g.beta1", 0.5),
+                        ("optim.d.beta1", 0.5), ("optim.g.beta2", 0.999), ("optim.d.beta2", 0.999),
+                        ("ema.enabled", False), ("data.holdout", 0.1))
 
 FAMILIES: dict[str, Family] = {
     "mlp": Family(mlp.MLPOptions, mlp.build, convolutional=False),
@@ -45,13 +51,34 @@ FAMILIES: dict[str, Family] = {
     "stylegan": Family(stylegan.StyleGANOptions, stylegan.build, convolutional=True, truncation="w",
                        native_conditional=True,
                        defaults=(("penalty.every", 16), ("optim.g.lr", 0.0025), ("optim.d.lr", 0.0025))),
+    "pix2pix": Family(pix2pix.Pix2PixOptions, pix2pix.build, convolutional=True, game="pair",
+                      defaults=TRANSLATION_DEFAULTS),
+    "cyclegan": Family(cyclegan.CycleGANOptions, cyclegan.build, convolutional=True, game="cycle",
+                       defaults=(("loss", "least-squares"), *TRANSLATION_DEFAULTS,
+                                 ("optim.schedule", "linear"), ("optim.decay_start", 0.5))),
 }
 
 
-def build_nets(model_cfg, shape: tuple, classes: int = 0) -> tuple[nn.Module, nn.Module]:
+def build_nets(model_cfg, shape: tuple, classes: int = 0, shape_a: tuple = ()) -> tuple[nn.Module, nn.Module]:
     """G and D for data of ``shape`` ((C, H, W) images or (d,) vectors); with ``model.conditional``,
-    G(z, y) and D(x, y) over ``classes`` labels (nets.conditional)."""
+    G(z, y) and D(x, y) over ``classes`` labels (nets.conditional). An image-to-image family (pix2pix,
+    cyclegan) maps images of ``shape_a`` (domain A) to ``shape``."""
     family = FAMILIES[model_cfg.name]
+    if family.game != "gan":
+        if not shape_a:
+            raise UserError(f"model={model_cfg.name} translates images: choose image-to-image data "
+                            "(ganforge data list: a task such as edges2digits, or pairs:PATH, unpaired:PATH)")
+        if model_cfg.conditional:
+            raise UserError(f"model={model_cfg.name} is conditioned on its input image: model.conditional does "
+                            "not apply")
+        G, D = family.build(tuple(shape), tuple(shape_a), model_cfg.arch)
+        if model_cfg.spectral_norm:
+            apply_spectral_norm(D)
+        G.z_dim, G.n_classes = 0, 0
+        return G, D
+    if shape_a:
+        raise UserError(f"this data is image-to-image (an input domain A beside the images): train it with "
+                        f"model=pix2pix (paired) or model=cyclegan, not {model_cfg.name}")
     if model_cfg.conditional:
         if classes < 2:
             raise UserError("model.conditional=true needs labelled data with at least 2 classes "

@@ -114,12 +114,18 @@ class Dist:
         if self.active:
             dist.barrier()
 
-    def close(self) -> None:
-        """Leave the process group before the interpreter exits: a gloo group left to the exit can abort a rank
-        ("terminate called without an active exception"). No barrier: every collective of the run has completed
-        on both sides when training returns, and a barrier here could wait on a peer that a stop signal ended."""
-        if self.active and dist.is_initialized():
-            dist.destroy_process_group()
+    def leave(self, code: int) -> None:
+        """End this rank's process now, with ``code``, once its output is flushed.
+
+        Every collective of the run has completed on every rank when training returns (it ends at a barrier,
+        and a stop request is agreed on at one step). What remains is the teardown of the process group, and
+        there gloo's C++ threads can abort a rank ("terminate called without an active exception", seen in 1
+        of ~10 test runs both with and without destroy_process_group before exit), failing a finished run.
+        So a rank skips the interpreter's teardown: files are written atomically and already closed."""
+        import sys
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
     def broadcast_object(self, obj):
         if not self.active:

@@ -78,7 +78,7 @@ class Trainer:
             raise UserError(f"batch_size={cfg.batch_size} must be a multiple of model.pack={pack}")
         distributed.check_batch(cfg.batch_size, self.dist, pack)
         torch.manual_seed(derive(cfg.seed, "init"))
-        G, D = build_nets(cfg.model, self.data.shape, len(self.data.classes or ()))
+        G, D = build_nets(cfg.model, self.data.shape, len(self.data.classes or ()), self.data.shape_a)
         if self.dist.active and cfg.sync_bn:
             from .syncbn import convert
             G, D = convert(G), convert(D)
@@ -89,6 +89,22 @@ class Trainer:
         self.opt_g = make_optimizer(self.G.parameters(), cfg.optim.g)
         self.opt_d = make_optimizer(self.D.parameters(), cfg.optim.d)
         self.ema = EMA(self.G, cfg.ema.half_life_kimg, cfg.ema.rampup) if cfg.ema.enabled else None
+        self.setup_game()
+        self.step, self.images, self.train_time = 0, 0, 0.0
+        self.acc: dict = {}         # key -> [sum, count] over the current log interval
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        if not self.dist.main:
+            progress = "off"                    # one progress line: rank 0's
+        self.progress = progress if isinstance(progress, Progress) else Progress(cfg.steps, progress or cfg.log.progress)
+        self.resumed = False
+        self.tb = None
+        self._stop = False
+        self._evaluator = None      # built at the first evaluation
+        self.best = None            # {"metric", "value", "step"} of checkpoints/best.pt
+
+    def setup_game(self) -> None:
+        """The real batches, the random streams, the game and the fixed inputs of sample grids."""
+        cfg = self.cfg
         self.batches = Batches(self.data, cfg.batch_size, cfg.seed, self.device, rows=self.dist.rows(cfg.batch_size))
         self.z_stream = Stream(cfg.seed, "z", self.device)
         self.aux_stream = Stream(cfg.seed, "aux", self.device)
@@ -113,17 +129,6 @@ class Trainer:
         # conditional: the fixed samples' labels in blocks, so that an image grid has one row per class
         self.fixed_per = max(1, n_fixed // C) if C else None
         self.fixed_y = (torch.arange(n_fixed) // self.fixed_per).clamp(max=C - 1).to(self.device) if C else None
-        self.step, self.images, self.train_time = 0, 0, 0.0
-        self.acc: dict = {}         # key -> [sum, count] over the current log interval
-        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
-        if not self.dist.main:
-            progress = "off"                    # one progress line: rank 0's
-        self.progress = progress if isinstance(progress, Progress) else Progress(cfg.steps, progress or cfg.log.progress)
-        self.resumed = False
-        self.tb = None
-        self._stop = False
-        self._evaluator = None      # built at the first evaluation
-        self.best = None            # {"metric", "value", "step"} of checkpoints/best.pt
 
     def _warn(self, message: str) -> None:
         if self.dist.main:
@@ -411,4 +416,6 @@ def eval_labels(n: int, classes: int, device) -> torch.Tensor | None:
 def write_run_info(trainer: Trainer) -> None:
     info = {"version": __version__, "shape": list(trainer.data.shape), "kind": trainer.data.kind,
             "classes": trainer.data.classes, "data": trainer.cfg.data.name, "n_data": len(trainer.data)}
+    if trainer.data.translation:
+        info.update(shape_a=list(trainer.data.shape_a), n_data_a=len(trainer.data.a), paired=trainer.data.paired)
     (trainer.run_dir / "run.json").write_text(json.dumps(info, indent=1) + "\n")

@@ -145,16 +145,26 @@ def load_saved_config(run_dir: Path) -> Config:
     return _saved_config(Path(run_dir))[1]
 
 
+def trainer_class(cfg: Config):
+    """The core loop, or its image-to-image form for the pix2pix and cyclegan families."""
+    from ..nets import FAMILIES
+    from .loop import Trainer
+    if FAMILIES[cfg.model.name].game == "gan":
+        return Trainer
+    from .translate import TranslationTrainer
+    return TranslationTrainer
+
+
 def start(preset: Optional[str], overrides: tuple, out: Path, resume: Optional[Path] = None, progress=None):
     """A trainer ready to run: config checked, data and nets built, then the folder made or reopened.
 
     Under torchrun every rank checks the config and plans the same folder
     before rank 0 creates it; the others then open it as rank 0 left it."""
     from .distributed import from_env
-    from .loop import Trainer, write_run_info
+    from .loop import write_run_info
     d = from_env()
     cfg, run_dir, resuming = plan_run(preset, overrides, out, resume)
-    trainer = Trainer(cfg, run_dir, progress)
+    trainer = trainer_class(cfg)(cfg, run_dir, progress)
     d.barrier()                                   # every rank has planned before the folder exists
     if d.main:
         create_run(cfg, run_dir, resuming)

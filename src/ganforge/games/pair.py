@@ -1,0 +1,74 @@
+"""One training iteration of pix2pix: a conditional GAN plus an L1 distance to the target.
+
+Isola, Zhu, Zhou & Efros 2017, eq. 4: G* = arg min_G max_D L_cGAN(G, D) +
+lambda L_L1(G), with L_cGAN = E[log D(a, b)] + E[log(1 - D(a, G(a)))] and
+L_L1 = E||b - G(a)||_1. The generator has no z: dropout is its noise. Each
+iteration takes one batch of pairs (a, b), runs G once, updates D on
+(a, b) against (a, G(a)) with the objective's D loss halved ("we divide the
+objective by 2 while optimizing D, which slows down the rate at which D
+learns relative to G"), then updates G on ``gan_weight`` times the
+objective's G loss plus ``l1_weight`` times the L1 distance, as the
+authors' code does. Real and fake pairs go through D separately so that
+its batch norm sees each batch alone. With ``gan_weight`` = 0 no D is
+trained: the L1-only baseline of the paper's table 1.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..losses import Loss
+
+
+class PairGame:
+    def __init__(self, G: nn.Module, D: nn.Module, loss: Loss, opt_g, opt_d, batches, precision, dist=None,
+                 l1_weight: float = 100.0, gan_weight: float = 1.0):
+        self.G, self.D, self.loss, self.opt_g, self.opt_d = G, D, loss, opt_g, opt_d
+        self.batches, self.precision, self.dist = batches, precision, dist
+        self.l1_weight, self.gan_weight = l1_weight, gan_weight
+
+    def _sync(self, net: nn.Module):
+        if self.dist is None or not self.dist.active:
+            return None
+        return lambda: self.dist.average_grads(net.parameters())
+
+    def _outputs(self, out: Tensor) -> Tensor:
+        out = out.detach().float()
+        return torch.sigmoid(out).mean() if self.loss.probability else out.mean()
+
+    def step(self) -> list[dict]:
+        a, b, _ = self.batches.next()
+        with self.precision.autocast():
+            fake = self.G(a)
+        stats = self.d_step(a, b, fake.detach()) if self.gan_weight > 0 else {}
+        stats.update(self.g_step(a, b, fake))
+        return [stats]
+
+    def d_step(self, a: Tensor, b: Tensor, fake: Tensor) -> dict:
+        with self.precision.autocast():
+            out_real, out_fake = self.D(a, b).float(), self.D(a, fake).float()
+        loss = 0.5 * self.loss.d(out_real, out_fake)
+        self.precision.backward_step(loss, self.opt_d, "d", self._sync(self.D))
+        return {"loss_d": loss.detach(), "d_real": self._outputs(out_real), "d_fake": self._outputs(out_fake)}
+
+    def g_step(self, a: Tensor, b: Tensor, fake: Tensor) -> dict:
+        l1 = (fake.float() - b).abs().mean()
+        loss, stats = self.l1_weight * l1, {"loss_l1": l1.detach()}
+        if self.gan_weight > 0:
+            self.D.requires_grad_(False)
+            try:
+                with self.precision.autocast():
+                    out = self.D(a, fake).float()
+                adv = self.loss.g(out, None)
+            finally:
+                self.D.requires_grad_(True)
+            loss = loss + self.gan_weight * adv
+            stats.update(gan_g=adv.detach(), d_fake_g=self._outputs(out))
+        self.precision.backward_step(loss, self.opt_g, "g", self._sync(self.G))
+        return {"loss_g": loss.detach(), **stats}
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
