@@ -43,7 +43,7 @@ def train(preset: str, name: str, tmp: Path, extra: list) -> dict:
     out = {"name": name, "steps": last["step"], "train_s": round(last["time"], 1), "wall_s": round(wall, 1),
            "peak_rss_mb": round(rss), **{k: round(last[k], 4) for k in SCORES if k in last}}
     grids = sorted((tmp / name / "samples").glob("step-*.png"))
-    if grids:
+    if grids and not name.endswith("-calibration"):
         shutil.copy(grids[-1], ROOT / "docs" / "images" / f"translate-{name}.png")
     return out
 
