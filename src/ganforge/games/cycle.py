@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..losses import Loss
+from .gan import grad_sync, mean_output
 
 
 class ImagePool:
@@ -65,9 +66,7 @@ class CycleGame:
         self.pool_a, self.pool_b = ImagePool(pool_size), ImagePool(pool_size)
 
     def _sync(self, net: nn.Module):
-        if self.dist is None or not self.dist.active:
-            return None
-        return lambda: self.dist.average_grads(net.parameters())
+        return grad_sync(self.dist, net)
 
     def step(self) -> list[dict]:
         a, b, _ = self.batches.next()
@@ -103,9 +102,9 @@ class CycleGame:
             real_b, out_fb = self.D.b(b).float(), self.D.b(fb).float()
         loss = self.loss.d(real_a, out_fa) + self.loss.d(real_b, out_fb)
         self.precision.backward_step(loss, self.opt_d, "d", self._sync(self.D))
-        mean = (lambda t: torch.sigmoid(t).mean()) if self.loss.probability else (lambda t: t.mean())
-        return {"loss_d": loss.detach(), "d_real": 0.5 * (mean(real_a.detach()) + mean(real_b.detach())),
-                "d_fake": 0.5 * (mean(out_fa.detach()) + mean(out_fb.detach()))}
+        p = self.loss.probability
+        return {"loss_d": loss.detach(), "d_real": 0.5 * (mean_output(real_a, p) + mean_output(real_b, p)),
+                "d_fake": 0.5 * (mean_output(out_fa, p) + mean_output(out_fb, p))}
 
     def state_dict(self) -> dict:
         return {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict()}

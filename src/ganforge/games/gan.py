@@ -34,6 +34,19 @@ from ..losses import Loss
 from ..penalties import clip_weights, gradient_penalty, r1_penalty
 
 
+def grad_sync(dist, net: nn.Module):
+    """The gradient all-reduce of ``net`` (only the net being updated), or None in one process."""
+    if dist is None or not dist.active:
+        return None
+    return lambda: dist.average_grads(net.parameters())
+
+
+def mean_output(out: Tensor, probability: bool) -> Tensor:
+    """What is logged as D(x): the mean probability for logit losses, else the mean raw output."""
+    out = out.detach().float()
+    return torch.sigmoid(out).mean() if probability else out.mean()
+
+
 @dataclass
 class Regularizer:
     name: str       # none | gp | r1 | r2
@@ -104,10 +117,7 @@ class GANGame:
         return self.D(x, y).float(), None
 
     def _sync(self, net: nn.Module):
-        """The gradient all-reduce of ``net`` (only the net being updated), or None in one process."""
-        if self.dist is None or not self.dist.active:
-            return None
-        return lambda: self.dist.average_grads(net.parameters())
+        return grad_sync(self.dist, net)
 
     def _mean_arg(self) -> dict:
         """Losses with batch means (RaGAN) take them over the global batch under data parallelism."""
@@ -116,9 +126,7 @@ class GANGame:
         return {}
 
     def _outputs(self, out: Tensor) -> Tensor:
-        """What is logged as D(x): the probability for logit losses, else the raw output."""
-        out = out.detach().float()
-        return torch.sigmoid(out).mean() if self.loss.probability else out.mean()
+        return mean_output(out, self.loss.probability)
 
     def d_step(self) -> dict:
         real, y_real = self.batches.next()

@@ -14,10 +14,10 @@ trained: the L1-only baseline of the paper's table 1.
 """
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from ..losses import Loss
+from .gan import grad_sync, mean_output
 
 
 class PairGame:
@@ -28,13 +28,10 @@ class PairGame:
         self.l1_weight, self.gan_weight = l1_weight, gan_weight
 
     def _sync(self, net: nn.Module):
-        if self.dist is None or not self.dist.active:
-            return None
-        return lambda: self.dist.average_grads(net.parameters())
+        return grad_sync(self.dist, net)
 
     def _outputs(self, out: Tensor) -> Tensor:
-        out = out.detach().float()
-        return torch.sigmoid(out).mean() if self.loss.probability else out.mean()
+        return mean_output(out, self.loss.probability)
 
     def step(self) -> list[dict]:
         a, b, _ = self.batches.next()
