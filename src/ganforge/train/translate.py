@@ -17,6 +17,7 @@ which an exact resume needs, nor make two evaluations of one G differ.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Optional
 
@@ -48,14 +49,8 @@ def translate(net: torch.nn.Module, x: torch.Tensor, precision=None, batch: int 
     try:
         with torch.no_grad(), torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
-            outs = []
-            for chunk in x.split(batch):
-                if precision is not None:
-                    with precision.autocast():
-                        outs.append(net(chunk).float())
-                else:
-                    outs.append(net(chunk).float())
-            return torch.cat(outs)
+            with precision.autocast() if precision is not None else contextlib.nullcontext():
+                return torch.cat([net(chunk).float() for chunk in x.split(batch)])
     finally:
         net.train(was)
 
