@@ -150,3 +150,47 @@ def test_two_nodes_through_torchrun_rendezvous_equal_one_process(tmp_path):
     a, b = _weights(tmp_path / "nodes"), _weights(one)
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def _rank_asked_late(rank, port, out, results):
+    """One of two gloo ranks; rank 0 gets its stop request while it writes step 6's log line, after that
+    step's agreement (as a signal can arrive at any bytecode)."""
+    import os
+    import signal
+    os.environ.update(WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from ganforge.train.run import start
+    trainer, _ = start("toy-ring", ("steps=40", "name=late", "log.every=3", "log.progress=off"), out)
+    if rank == 0:
+        write = trainer.metrics.write
+
+        def write_then_ask(rec):
+            write(rec)
+            if rec["step"] == 6:
+                trainer._on_signal(signal.SIGTERM, None)
+        trainer.metrics.write = write_then_ask
+    result = trainer.run()
+    results.put((rank, result["step"], result["stopped"]))
+
+
+def test_a_stop_request_after_the_steps_agreement_stops_every_rank_at_the_next_step(tmp_path):
+    import multiprocessing
+    import socket
+    import time
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_rank_asked_late, args=(r, port, tmp_path, results)) for r in (0, 1)]
+    for p in procs:
+        p.start()
+    deadline = time.time() + 120
+    for p in procs:
+        p.join(timeout=max(1.0, deadline - time.time()))
+    hung = [p.pid for p in procs if p.is_alive()]
+    for p in procs:
+        p.kill()
+    assert not hung, "a rank hung: the ranks left the loop at different steps"
+    assert sorted(results.get(timeout=5) for _ in procs) == [(0, 7, True), (1, 7, True)]

@@ -122,7 +122,7 @@ def cmd_train(a) -> int:
         last = sorted((run_dir / "samples").glob("step-*.png"))
         print(f"done: {run_dir} at step {result['step']}" + (f"; samples: {last[-1]}" if last else ""))
         rc = 0
-    if trainer.dist.active and not result["stopped"]:    # a stopped run exits as it always has
+    if trainer.dist.active:
         trainer.dist.leave(rc)
     return rc
 

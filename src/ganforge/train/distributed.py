@@ -115,8 +115,7 @@ class Dist:
             dist.barrier()
 
     def leave(self, code: int) -> None:
-        """End this rank's process now, with ``code``, once its output is flushed (a finished run only: a
-        stopped run exits through the interpreter, as it always has; ending it here hung 1 of 6 Ctrl-C tests).
+        """End this rank's process now, with ``code``, once its output is flushed.
 
         Every collective of the run has completed on every rank when training returns (it ends at a barrier,
         and a stop request is agreed on at one step). What remains is the teardown of the process group, and

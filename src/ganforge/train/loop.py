@@ -98,7 +98,8 @@ class Trainer:
         self.progress = progress if isinstance(progress, Progress) else Progress(cfg.steps, progress or cfg.log.progress)
         self.resumed = False
         self.tb = None
-        self._stop = False
+        self._asked = False         # a stop was requested (set by the signal handler, on this rank only)
+        self._stop = False          # the stop every rank agreed on (read only where the ranks agree)
         self._evaluator = None      # built at the first evaluation
         self.best = None            # {"metric", "value", "step"} of checkpoints/best.pt
 
@@ -341,9 +342,16 @@ class Trainer:
                 group["lr"] = c.lr * f
 
     def _on_signal(self, signum, frame):
-        if self._stop and signum == signal.SIGINT:
+        if self._asked and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self._stop = True
+        self._asked = True
+
+    def _agree_stop(self) -> bool:
+        """Whether to stop now: the request read once, then agreed on by every rank. The handler may set
+        the request at any bytecode, so the loop never reads it twice: a rank that saw it after the
+        others agreed to go on would leave the loop a step early and hang the next collective."""
+        asked = self._asked
+        return self.dist.any(asked) if self.dist.active else asked
 
     def run(self) -> dict:
         cfg = self.cfg
@@ -363,6 +371,7 @@ class Trainer:
             if self.step == 0 and main:
                 self.write_samples()
             t_mark, img_mark = time.time(), self.images
+            self._stop = self._agree_stop()
             while self.step < cfg.steps and not self._stop:
                 t0 = time.time()
                 self.set_lr()
@@ -373,8 +382,7 @@ class Trainer:
                     self.ema.update(cfg.batch_size, self.images)
                 self.accumulate(stats)
                 self.train_time += time.time() - t0
-                if self.dist.active:
-                    self._stop = self.dist.any(self._stop)      # every rank stops at the same step
+                self._stop = self._agree_stop()        # every rank stops at the same step
                 final = self.step == cfg.steps
                 eval_due = (cfg.eval.every and self.step % cfg.eval.every == 0) or final
                 if self.step % cfg.log.every == 0 or eval_due:
