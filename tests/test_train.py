@@ -190,3 +190,13 @@ def test_eval_metrics_none_and_nothing_to_measure_at_several_evaluations(tmp_pat
     run = ganforge.train(None, name="digits8", **_kw(args + ["data=digits", "data.resolution=16"]), out=tmp_path,
                          progress="off")
     assert run.step == 4 and [r["step"] for r in run.metrics()] == [2, 4]
+
+
+def test_progress_line_shows_only_what_the_game_computes():
+    from ganforge.train.log import Progress
+    p = Progress(100, "lines")
+    p.start(0)
+    gan = p.text(10, {"img_s": 5, "loss_d": 1.0, "loss_g": 3.0, "d_real": 0.5, "d_fake": 0.4})
+    assert "D 1.000 G 3.000 | D(x) 0.500 D(G(z)) 0.400" in gan and "L1" not in gan
+    l1_alone = p.text(10, {"img_s": 5, "loss_g": 3.0, "loss_l1": 0.1})       # pix2pix with gan_weight=0: no D
+    assert "G 3.000 L1 0.100 | ETA" in l1_alone and "nan" not in l1_alone and "D(x)" not in l1_alone

@@ -79,10 +79,12 @@ class Progress:
         pct = step / self.total
         bar = "#" * int(pct * 20) + "-" * (20 - int(pct * 20))
         width = len(str(self.total))
-        return (f"step {step:>{width}}/{self.total} [{bar}] {pct:4.0%} | {s.get('img_s', 0):6.0f} img/s | "
-                f"D {s.get('loss_d', float('nan')):.3f} G {s.get('loss_g', float('nan')):.3f} | "
-                f"D(x) {s.get('d_real', float('nan')):.3f} D(G(z)) {s.get('d_fake', float('nan')):.3f} | "
-                f"ETA {_fmt_time(eta)}")
+        parts = [f"step {step:>{width}}/{self.total} [{bar}] {pct:4.0%}", f"{s.get('img_s', 0):6.0f} img/s"]
+        for group in ((("D", "loss_d"), ("G", "loss_g"), ("L1", "loss_l1")), (("D(x)", "d_real"), ("D(G(z))", "d_fake"))):
+            shown = " ".join(f"{label} {s[key]:.3f}" for label, key in group if key in s)   # what this game computes
+            if shown:
+                parts.append(shown)
+        return " | ".join(parts + [f"ETA {_fmt_time(eta)}"])
 
     def update(self, step: int, stats: dict, force: bool = False) -> None:
         if self.mode == "off":
