@@ -36,10 +36,12 @@ class Family:
         return bool(self.truncation)
 
 
-# Isola et al. and Zhu et al.: Adam(2e-4, betas 0.5, 0.999), no EMA; held-out pairs measure the translations
+# Isola et al. and Zhu et al. (their shared code): Adam(2e-4, betas 0.5, 0.999), the rate constant for the first
+# half of training and then decayed linearly to 0, no EMA; held-out pairs measure the translations
 TRANSLATION_DEFAULTS = (("penalty", "none"), ("optim.g.lr", 2e-4), ("optim.d.lr", 2e-4), ("optim.g.beta1", 0.5),
                         ("optim.d.beta1", 0.5), ("optim.g.beta2", 0.999), ("optim.d.beta2", 0.999),
-                        ("ema.enabled", False), ("data.holdout", 0.1))
+                        ("ema.enabled", False), ("data.holdout", 0.1), ("optim.schedule", "linear"),
+                        ("optim.decay_start", 0.5))
 
 FAMILIES: dict[str, Family] = {
     "mlp": Family(mlp.MLPOptions, mlp.build, convolutional=False),
@@ -54,8 +56,7 @@ FAMILIES: dict[str, Family] = {
     "pix2pix": Family(pix2pix.Pix2PixOptions, pix2pix.build, convolutional=True, game="pair",
                       defaults=TRANSLATION_DEFAULTS),
     "cyclegan": Family(cyclegan.CycleGANOptions, cyclegan.build, convolutional=True, game="cycle",
-                       defaults=(("loss", "least-squares"), *TRANSLATION_DEFAULTS,
-                                 ("optim.schedule", "linear"), ("optim.decay_start", 0.5))),
+                       defaults=(("loss", "least-squares"), *TRANSLATION_DEFAULTS)),
 }
 
 
