@@ -105,6 +105,44 @@ def test_pix2pix_l1_alone_never_touches_d_and_lowers_the_l1_loss():
     assert all(torch.equal(before[k], v) for k, v in D.state_dict().items())
 
 
+def test_instance_noise_is_drawn_for_the_global_batch_and_reaches_only_d():
+    """model.d_noise: D sees b + s*n and G(a) + s*n' (n drawn for the whole batch, each rank its rows); G's
+    L1 term sees the clean output."""
+    from ganforge.nets.pix2pix import PatchDiscriminator, UNetGenerator
+    from ganforge.rng import Stream
+    from ganforge.train.distributed import Dist
+
+    class Seen(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.D, self.inputs = PatchDiscriminator(2, 8, 1), []
+
+        def forward(self, a, b):
+            self.inputs.append(b.detach().clone())
+            return self.D(a, b)
+
+    a = torch.rand(8, 1, 8, 8) * 2 - 1
+    torch.manual_seed(0)
+    G, D = UNetGenerator(1, 1, 8, width=8, dropout=0.0), Seen()
+    game = PairGame(G, D, LOSSES["nonsaturating"], torch.optim.SGD(G.parameters(), 0.0),
+                    torch.optim.SGD(D.parameters(), 0.0), _Batches(a, -a), Precision("fp32", torch.device("cpu")),
+                    Dist(), d_noise=0.3, aux_stream=Stream(5, "aux"), batch_size=8)
+    stats = game.step()[0]
+    with torch.no_grad():
+        fake = G(a)
+    real_in, fake_in, fake_in_g = D.inputs
+    assert torch.equal(fake_in, fake_in_g)                  # G's adversarial term sees the noise D saw
+    assert float(stats["loss_l1"]) == pytest.approx(float((fake + a).abs().mean()), rel=1e-6)   # L1: no noise
+    n_real, n_fake = real_in + a, fake_in - fake
+    assert float(n_real.std()) == pytest.approx(0.3, rel=0.2) and float(n_fake.std()) == pytest.approx(0.3, rel=0.2)
+    assert not torch.allclose(n_real, n_fake)
+    rank1 = PairGame(G, D, None, None, None, None, None, Dist(1, 2), d_noise=0.3, aux_stream=Stream(5, "aux"),
+                     batch_size=8)
+    mine = rank1._noise(-a[4:])                              # rank 1 of 2: its rows of the same global draw
+    torch.testing.assert_close(mine[0], n_real[4:])
+    torch.testing.assert_close(mine[1], n_fake[4:])
+
+
 def test_translation_scores_of_the_truth_are_perfect():
     from ganforge.data import load_dataset
     from ganforge.config import load_config
@@ -119,7 +157,8 @@ def test_translation_scores_of_the_truth_are_perfect():
     assert worse["l1"] > 0.2 and worse["fid"] > 100 and worse["acc"] < s["acc"]
 
 
-@pytest.mark.parametrize("small", [SMALL_P2P, SMALL_CYCLE], ids=["pix2pix", "cyclegan"])
+@pytest.mark.parametrize("small", [SMALL_P2P, [*SMALL_P2P, "model.d_noise=0.1"], SMALL_CYCLE],
+                         ids=["pix2pix", "pix2pix-noise", "cyclegan"])
 def test_train_and_exact_resume(tmp_path, small):
     r = run_cli("train", *small, "steps=4", "name=w", "--out", tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -11,9 +11,18 @@ objective's G loss plus ``l1_weight`` times the L1 distance, as the
 authors' code does. Real and fake pairs go through D separately so that
 its batch norm sees each batch alone. With ``gan_weight`` = 0 no D is
 trained: the L1-only baseline of the paper's table 1.
+
+``d_noise`` > 0 adds Gaussian instance noise of that standard deviation to
+the target-side image D sees, real and generated alike (Sønderby et al.
+2017, sec. 3.1; Arjovsky & Bottou 2017, sec. 3.1): on digits, whose
+background is exactly -1 where tanh never is, D otherwise tells real from
+fake by that alone and its gradient stops carrying shape. The noise is
+drawn for the global batch from the run's aux stream and sliced per rank,
+so runs resume exactly and 2 processes equal 1.
 """
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from ..losses import Loss
@@ -22,10 +31,12 @@ from .gan import grad_sync, mean_output
 
 class PairGame:
     def __init__(self, G: nn.Module, D: nn.Module, loss: Loss, opt_g, opt_d, batches, precision, dist=None,
-                 l1_weight: float = 100.0, gan_weight: float = 1.0):
+                 l1_weight: float = 100.0, gan_weight: float = 1.0, d_noise: float = 0.0, aux_stream=None,
+                 batch_size: int = 0):
         self.G, self.D, self.loss, self.opt_g, self.opt_d = G, D, loss, opt_g, opt_d
         self.batches, self.precision, self.dist = batches, precision, dist
         self.l1_weight, self.gan_weight = l1_weight, gan_weight
+        self.d_noise, self.aux_stream, self.batch_size = d_noise, aux_stream, batch_size
 
     def _sync(self, net: nn.Module):
         return grad_sync(self.dist, net)
@@ -33,17 +44,30 @@ class PairGame:
     def _outputs(self, out: Tensor) -> Tensor:
         return mean_output(out, self.loss.probability)
 
+    def _noise(self, b: Tensor) -> tuple[Tensor, Tensor]:
+        """Instance noise for the real and the generated side of this rank's rows (zeros when off)."""
+        if not self.d_noise:
+            return torch.zeros((), device=b.device), torch.zeros((), device=b.device)
+        rows = self.dist.rows(self.batch_size) if self.dist is not None else slice(None)
+        n = torch.randn((2, self.batch_size or len(b), *b.shape[1:]), generator=self.aux_stream.next(),
+                        device=b.device)[:, rows]
+        return self.d_noise * n[0], self.d_noise * n[1]
+
     def step(self) -> list[dict]:
         a, b, _ = self.batches.next()
         with self.precision.autocast():
             fake = self.G(a)
-        stats = self.d_step(a, b, fake.detach()) if self.gan_weight > 0 else {}
+        stats = {}
+        if self.gan_weight > 0:
+            self.noise_real, self.noise_fake = self._noise(b)
+            stats = self.d_step(a, b, fake.detach())
         stats.update(self.g_step(a, b, fake))
         return [stats]
 
     def d_step(self, a: Tensor, b: Tensor, fake: Tensor) -> dict:
         with self.precision.autocast():
-            out_real, out_fake = self.D(a, b).float(), self.D(a, fake).float()
+            out_real = self.D(a, b + self.noise_real).float()
+            out_fake = self.D(a, fake + self.noise_fake).float()
         loss = 0.5 * self.loss.d(out_real, out_fake)
         self.precision.backward_step(loss, self.opt_d, "d", self._sync(self.D))
         return {"loss_d": loss.detach(), "d_real": self._outputs(out_real), "d_fake": self._outputs(out_fake)}
@@ -55,7 +79,7 @@ class PairGame:
             self.D.requires_grad_(False)
             try:
                 with self.precision.autocast():
-                    out = self.D(a, fake).float()
+                    out = self.D(a, fake + self.noise_fake).float()
                 adv = self.loss.g(out, None)
             finally:
                 self.D.requires_grad_(True)

@@ -140,6 +140,8 @@ class Pix2PixOptions:
     d_layers: int = opt(3, "PatchGAN depth: 1, 2, 3 see 16, 34, 70 px patches", min=1)
     l1_weight: float = opt(100.0, "lambda of the L1 distance to the target in G's loss", min=0.0)
     gan_weight: float = opt(1.0, "weight of G's adversarial loss; 0: L1 alone (no D is trained)", min=0.0)
+    d_noise: float = opt(0.0, "std of Gaussian instance noise on the image side of D's input, real and fake alike "
+                         "(images in [-1, 1]); 0: none", min=0.0)
 
 
 def build(shape: tuple, shape_a: tuple, o: Pix2PixOptions):

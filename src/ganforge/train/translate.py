@@ -81,7 +81,7 @@ class TranslationTrainer(Trainer):
                             f"penalty={cfg.penalty.name}")
         if game == "pair":
             self.game = PairGame(self.G, self.D, loss, self.opt_g, self.opt_d, self.batches, self.precision,
-                                 self.dist, o.l1_weight, o.gan_weight)
+                                 self.dist, o.l1_weight, o.gan_weight, o.d_noise, self.aux_stream, cfg.batch_size)
         else:
             self.game = CycleGame(self.G, self.D, loss, self.opt_g, self.opt_d, self.batches, self.aux_stream,
                                   self.precision, self.dist, o.cycle_weight, o.identity_weight, o.pool_size)
