@@ -44,14 +44,18 @@ class PairGame:
     def _outputs(self, out: Tensor) -> Tensor:
         return mean_output(out, self.loss.probability)
 
-    def _noise(self, b: Tensor) -> tuple[Tensor, Tensor]:
-        """Instance noise for the real and the generated side of this rank's rows (zeros when off)."""
+    def _noise(self, b: Tensor) -> tuple:
+        """Instance noise for the real and the generated side of this rank's rows (None when off)."""
         if not self.d_noise:
-            return torch.zeros((), device=b.device), torch.zeros((), device=b.device)
+            return None, None
         rows = self.dist.rows(self.batch_size) if self.dist is not None else slice(None)
         n = torch.randn((2, self.batch_size or len(b), *b.shape[1:]), generator=self.aux_stream.next(),
                         device=b.device)[:, rows]
         return self.d_noise * n[0], self.d_noise * n[1]
+
+    @staticmethod
+    def _noisy(x: Tensor, noise) -> Tensor:
+        return x if noise is None else x + noise
 
     def step(self) -> list[dict]:
         a, b, _ = self.batches.next()
@@ -66,8 +70,8 @@ class PairGame:
 
     def d_step(self, a: Tensor, b: Tensor, fake: Tensor) -> dict:
         with self.precision.autocast():
-            out_real = self.D(a, b + self.noise_real).float()
-            out_fake = self.D(a, fake + self.noise_fake).float()
+            out_real = self.D(a, self._noisy(b, self.noise_real)).float()
+            out_fake = self.D(a, self._noisy(fake, self.noise_fake)).float()
         loss = 0.5 * self.loss.d(out_real, out_fake)
         self.precision.backward_step(loss, self.opt_d, "d", self._sync(self.D))
         return {"loss_d": loss.detach(), "d_real": self._outputs(out_real), "d_fake": self._outputs(out_fake)}
@@ -79,7 +83,7 @@ class PairGame:
             self.D.requires_grad_(False)
             try:
                 with self.precision.autocast():
-                    out = self.D(a, fake + self.noise_fake).float()
+                    out = self.D(a, self._noisy(fake, self.noise_fake)).float()
                 adv = self.loss.g(out, None)
             finally:
                 self.D.requires_grad_(True)
