@@ -1,4 +1,5 @@
-"""Data-parallel training: 2 gloo processes on the CPU against 1 process with the same global batch."""
+"""Data-parallel training: 2 gloo processes on the CPU against 1 process with the same global batch
+(device=cpu for both, so that a machine with a GPU compares like with like)."""
 import json
 
 import pytest
@@ -7,8 +8,32 @@ import torch
 from conftest import run_cli
 from ganforge.api import load_run
 
-COMMON = ["toy-ring", "batch_size=64", "log.every=3", "log.samples_every=100", "log.checkpoint_every=3",
+COMMON = ["toy-ring", "device=cpu", "batch_size=64", "log.every=3", "log.samples_every=100", "log.checkpoint_every=3",
           "optim.schedule=constant"]
+
+
+@pytest.mark.parametrize("spec, gpus, n, expect", [
+    ("auto", 0, 2, False), ("auto", 1, 2, False), ("auto", 2, 2, True), ("cuda", 2, 2, True), ("cpu", 2, 2, False),
+    ("cuda", 1, 2, "needs 2 GPUs, one per process; this machine has 1"),
+    ("cuda:0", 2, 2, "names one GPU, but 2 processes take one each"),
+    ("cuda", 0, 2, "no CUDA GPU is available here"),
+])
+def test_processes_take_a_gpu_each_or_the_cpu(monkeypatch, spec, gpus, n, expect):
+    """NCCL puts one process on each GPU: with fewer GPUs than processes, auto trains them all on the CPU
+    (on an H100 machine, --nproc 2 used to die with 'invalid device ordinal') and cuda is a user error."""
+    from ganforge.errors import UserError
+    from ganforge.train.distributed import gpus_for
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.delenv("GANFORGE_BACKEND", raising=False)
+    if isinstance(expect, bool):
+        assert gpus_for(spec, n) is expect
+    else:
+        with pytest.raises(UserError, match=expect):
+            gpus_for(spec, n)
+    monkeypatch.setenv("GANFORGE_BACKEND", "gloo")
+    if spec == "auto":
+        assert gpus_for(spec, n) is False
 
 
 def _weights(path):

@@ -95,10 +95,11 @@ def cmd_train(a) -> int:
         raise UserError(f"--nproc must be at least 1, got {a.nproc}")
     preset, overrides = _split_args(a.items)
     if a.nproc > 1 and "WORLD_SIZE" not in os.environ:
-        from .train.distributed import Dist, check_batch
+        from .train.distributed import Dist, check_batch, gpus_for
         from .train.run import plan_run
         cfg, _, _ = plan_run(preset, tuple(overrides), Path(a.out), Path(a.resume) if a.resume else None)
         check_batch(cfg.batch_size, Dist(world=a.nproc), getattr(cfg.model.arch, "pack", 1))   # mistakes: one line here
+        gpus_for(cfg.device, a.nproc)
         return _torchrun(a.nproc, a.argv)
     trainer, resuming = start(preset, tuple(overrides), Path(a.out), Path(a.resume) if a.resume else None)
     cfg, run_dir = trainer.cfg, trainer.run_dir

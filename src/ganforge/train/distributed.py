@@ -1,4 +1,4 @@
-"""Data-parallel training over processes started by torchrun (gloo on CPUs, NCCL on GPUs).
+"""Data-parallel training over processes started by torchrun (gloo on CPUs, NCCL on GPUs, one per process).
 
 Every rank holds the full G and D and draws the same *global* batch of
 indices, z and penalty noise from the run's seeded streams, then keeps its
@@ -35,6 +35,7 @@ import torch
 import torch.distributed as dist
 
 from ..errors import UserError
+from .setup import pick_device
 
 
 @dataclass
@@ -152,18 +153,56 @@ class _GlobalMean(torch.autograd.Function):
         return (g / ctx.n).reshape(()).expand(ctx.shape).clone(), None
 
 
-def from_env() -> Dist:
-    """The process group torchrun describes in the environment (or a single process)."""
+def gpus_for(spec: str, n: int) -> bool:
+    """Whether ``n`` processes on this machine train on a GPU each (NCCL), or all on the CPU (gloo).
+
+    device=auto takes the GPUs only when there is one per process (NCCL
+    refuses two processes on one GPU), else the CPU; device=cuda insists on
+    them and is a user error where they are missing; device=cpu and
+    ``GANFORGE_BACKEND=gloo`` keep every process on the CPU. A device with an
+    index is refused: process r takes cuda:r."""
+    pick_device(spec)                                   # a malformed or impossible device: one line
+    gloo = os.environ.get("GANFORGE_BACKEND", "") == "gloo"
+    if spec not in ("auto", "cuda", "cpu"):
+        raise UserError(f"device={spec} names one GPU, but {n} processes take one each: "
+                        "use device=cuda (process r uses cuda:r), auto or cpu")
+    if spec == "cpu" or not torch.cuda.is_available():
+        return False
+    if spec == "cuda" and gloo:
+        raise UserError("GANFORGE_BACKEND=gloo trains on the CPU, but the config says device=cuda: use device=cpu or auto")
+    if gloo:
+        return False
+    count = torch.cuda.device_count()
+    if count < n:
+        if spec == "cuda":
+            raise UserError(f"device=cuda with {n} processes needs {n} GPUs, one per process; this machine has {count} "
+                            "(device=cpu trains them on the CPU)")
+        return False
+    return True
+
+
+def from_env(spec: str = "auto") -> Dist:
+    """The process group torchrun describes in the environment (or a single process), for the config's device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist()
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    use_nccl = torch.cuda.is_available() and os.environ.get("GANFORGE_BACKEND", "") != "gloo"
+    use_nccl = gpus_for(spec, int(os.environ.get("LOCAL_WORLD_SIZE", str(world))))
     if not dist.is_initialized():
         if use_nccl:
             torch.cuda.set_device(local)
         dist.init_process_group("nccl" if use_nccl else "gloo")
     return Dist(rank, world, local, f"cuda:{local}" if use_nccl else "cpu")
+
+
+def rank_device(spec: str) -> torch.device:
+    """The device this process trains on: the config's alone; under torchrun, cuda:LOCAL_RANK or the CPU (gpus_for)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return pick_device(spec)
+    if gpus_for(spec, int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))):
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
 
 
 def threads_per_rank() -> int:

@@ -62,10 +62,8 @@ class Trainer:
     def __init__(self, cfg: Config, run_dir: Path, progress=None):
         """``progress``: a Progress, a mode name ('bar', 'lines', 'off'), or None for the config's."""
         self.cfg, self.run_dir = cfg, Path(run_dir)
-        self.dist = distributed.from_env()
-        self.device = pick_device(cfg.device)
-        if self.dist.active and self.device.type == "cuda":
-            self.device = torch.device("cuda", self.dist.local_rank)
+        self.dist = distributed.from_env(cfg.device)
+        self.device = torch.device(self.dist.device) if self.dist.active else pick_device(cfg.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         elif self.dist.active and self.device.type == "cpu":
@@ -169,15 +167,17 @@ class Trainer:
         self.aux_stream.load_state_dict(s["aux"])
         self.game.load_state_dict(s["game"])
         self.precision.load_state_dict(s.get("precision", {}))
-        torch.set_rng_state(s["torch_rng"])
+        torch.set_rng_state(s["torch_rng"].cpu())                # generator states are CPU byte tensors
         if self.device.type == "cuda" and "cuda_rng" in s:
-            torch.cuda.set_rng_state(s["cuda_rng"], self.device)
+            torch.cuda.set_rng_state(s["cuda_rng"].cpu(), self.device)
         self.acc = {k: [v[0].to(self.device), int(v[1])] for k, v in s["acc"].items()}
         self.step, self.images, self.train_time = int(s["step"]), int(s["images"]), float(s["time"])
         self.best = s.get("best")
 
     def resume_from_checkpoint(self) -> bool:
-        found = checkpoint.latest(self.run_dir / "checkpoints", map_location=self.device)
+        # on the CPU: load_state_dict copies weights and optimizer state to the nets' device, and the
+        # generator states must stay CPU tensors (on a GPU, map_location=cuda broke every resume)
+        found = checkpoint.latest(self.run_dir / "checkpoints", map_location="cpu")
         if found is None:
             return False
         self.load_state_dict(found[1])

@@ -22,7 +22,7 @@ from ..errors import UserError
 from ..losses import LOSSES
 from ..penalties import DEFAULT_EVERY, DEFAULT_WEIGHT
 from . import checkpoint, precision
-from .setup import pick_device
+from .distributed import rank_device
 
 CHANGEABLE_ON_RESUME = ("steps", "log.", "eval.", "device", "threads", "resume", "name")
 
@@ -42,7 +42,7 @@ def resolve(cfg: Config) -> Config:
         cfg.penalty.every = DEFAULT_EVERY.get(cfg.penalty.name, 1)
     if cfg.clip is None:
         cfg.clip = loss.clip or 0.0
-    cfg.precision = precision.resolve(cfg.precision, pick_device(cfg.device))
+    cfg.precision = precision.resolve(cfg.precision, rank_device(cfg.device))
     return cfg
 
 
@@ -162,8 +162,8 @@ def start(preset: Optional[str], overrides: tuple, out: Path, resume: Optional[P
     before rank 0 creates it; the others then open it as rank 0 left it."""
     from .distributed import from_env
     from .loop import write_run_info
-    d = from_env()
     cfg, run_dir, resuming = plan_run(preset, overrides, out, resume)
+    d = from_env(cfg.device)
     trainer = trainer_class(cfg)(cfg, run_dir, progress)
     d.barrier()                                   # every rank has planned before the folder exists
     if d.main:
