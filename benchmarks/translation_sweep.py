@@ -1,0 +1,87 @@
+"""pix2pix recipes side by side: the paper's, the presets', and L1 alone, on the digit tasks, two seeds each.
+
+    python benchmarks/translation_sweep.py [--device cuda] [--jobs 30] [--presets sr-digits,...] [--out DIR]
+
+Every row is one ``ganforge train PRESET OVERRIDES seed=S device=D threads=1``
+run, all started at once (up to --jobs at a time); the table gives the last
+evaluation of each (held-out PSNR, label preservation and digit-feature FID
+of G's EMA against real digits). The recipes, as overrides of the presets:
+
+- paper: the non-saturating loss, the 70 px PatchGAN (d_layers 3), no instance noise;
+- preset: the preset as it stands (least-squares loss, 34 px PatchGAN, instance noise 0.1 on D's image side);
+- L1 alone: model.gan_weight=0, the same steps (no D is trained, so it is the faster of the two).
+
+This is the sweep that chose the presets' recipe; it needs many runs, so it
+is meant for a GPU machine (30 runs at once took about 5 minutes on one
+H100); benchmarks/translation.py is the 2-core CPU measurement with the
+time-matched baseline. Rows go to benchmarks/results/translation_sweep.json (not with --steps).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from toy_modes import machine  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = {
+    "paper": ["loss=nonsaturating", "model.d_layers=3", "model.d_noise=0"],
+    "preset": [],
+    "L1 alone": ["model.gan_weight=0"],
+}
+SCORES = ("psnr", "ssim", "acc", "fid")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--presets", default="sr-digits,edges2digits,inpaint-digits")
+    p.add_argument("--seeds", default="0,1")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--jobs", type=int, default=30)
+    p.add_argument("--steps", type=int, default=None, help="override the presets' steps (a quick check)")
+    p.add_argument("--out", default=None, help="keep the runs in this folder (default: a temporary one)")
+    a = p.parse_args()
+    runs = [(preset, recipe, int(seed)) for preset in a.presets.split(",") for recipe in RECIPES
+            for seed in a.seeds.split(",")]
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = Path(a.out or scratch)
+        tmp.mkdir(parents=True, exist_ok=True)
+        start, live, rows = time.time(), [], []
+        for i, (preset, recipe, seed) in enumerate(runs):
+            while len(live) >= a.jobs:
+                live = [x for x in live if x.poll() is None]
+                time.sleep(1)
+            name = f"{i:02d}-{preset}-{recipe.replace(' ', '-')}-s{seed}"
+            cmd = [sys.executable, "-m", "ganforge", "train", preset, *RECIPES[recipe], f"seed={seed}",
+                   *([f"steps={a.steps}"] if a.steps else []), f"device={a.device}", "threads=1", f"name={name}", "log.progress=off", "--out", str(tmp)]
+            live.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(tmp / f"{name}.err", "w")))
+        for x in live:
+            x.wait()
+        for i, (preset, recipe, seed) in enumerate(runs):
+            name = f"{i:02d}-{preset}-{recipe.replace(' ', '-')}-s{seed}"
+            path = tmp / name / "metrics.jsonl"
+            if not path.exists():
+                print(f"{name} failed: {(tmp / f'{name}.err').read_text()[-500:]}", file=sys.stderr)
+                continue
+            last = [json.loads(x) for x in path.read_text().splitlines()][-1]
+            rows.append({"preset": preset, "recipe": recipe, "seed": seed, "steps": last["step"],
+                         "train_s": round(last["time"], 1), **{k: round(last[k], 4) for k in SCORES if k in last}})
+    print(f"{len(rows)} runs in {time.time() - start:.0f} s on {a.device}")
+    print("| preset | recipe | seed | PSNR | labels | digit FID |\n|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['preset']} | {r['recipe']} | {r['seed']} | {r['psnr']:.2f} dB | {100 * r['acc']:.1f}% | {r['fid']:.1f} |")
+    import torch
+    gpu = torch.cuda.get_device_name() if a.device != "cpu" and torch.cuda.is_available() else None
+    out = {"machine": machine(), "device": a.device, "gpu": gpu, "date": time.strftime("%Y-%m-%d"), "rows": rows}
+    if a.steps is None:                                  # a quick check leaves the measured rows alone
+        (ROOT / "benchmarks" / "results" / "translation_sweep.json").write_text(json.dumps(out, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
