@@ -83,8 +83,8 @@ def trace_sqrt_product(s1: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
 
 
 def frechet_distance(mu1: torch.Tensor, s1: torch.Tensor, mu2: torch.Tensor, s2: torch.Tensor) -> float:
-    """‖mu1 − mu2‖² + tr(s1 + s2 − 2 (s1 s2)^½), in float64 on the CPU (a GPU's float64 eigensolver is
-    no faster at these sizes; on an H100, one test hit its 150 s timeout inside the CUDA eigensolver)."""
+    """‖mu1 − mu2‖² + tr(s1 + s2 − 2 (s1 s2)^½), in float64 on the CPU, whatever the features' device
+    (on an H100, one test hit its 150 s timeout inside the CUDA float64 eigensolver)."""
     mu1, mu2, s1, s2 = (t.to("cpu", torch.float64) for t in (mu1, mu2, s1, s2))
     d = float((mu1 - mu2).square().sum() + s1.trace() + s2.trace() - 2 * trace_sqrt_product(s1, s2))
     return max(d, 0.0)
