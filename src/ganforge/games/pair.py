@@ -37,6 +37,7 @@ class PairGame:
         self.batches, self.precision, self.dist = batches, precision, dist
         self.l1_weight, self.gan_weight = l1_weight, gan_weight
         self.d_noise, self.aux_stream, self.batch_size = d_noise, aux_stream, batch_size
+        self.rows = dist.rows(batch_size) if dist is not None else slice(None)
 
     def _sync(self, net: nn.Module):
         return grad_sync(self.dist, net)
@@ -48,9 +49,8 @@ class PairGame:
         """Instance noise for the real and the generated side of this rank's rows (None when off)."""
         if not self.d_noise:
             return None, None
-        rows = self.dist.rows(self.batch_size) if self.dist is not None else slice(None)
         n = torch.randn((2, self.batch_size or len(b), *b.shape[1:]), generator=self.aux_stream.next(),
-                        device=b.device)[:, rows]
+                        device=b.device)[:, self.rows]
         return self.d_noise * n[0], self.d_noise * n[1]
 
     @staticmethod
@@ -61,29 +61,29 @@ class PairGame:
         a, b, _ = self.batches.next()
         with self.precision.autocast():
             fake = self.G(a)
-        stats = {}
+        stats, noise = {}, (None, None)
         if self.gan_weight > 0:
-            self.noise_real, self.noise_fake = self._noise(b)
-            stats = self.d_step(a, b, fake.detach())
-        stats.update(self.g_step(a, b, fake))
+            noise = self._noise(b)
+            stats = self.d_step(a, b, fake.detach(), noise)
+        stats.update(self.g_step(a, b, fake, noise[1]))
         return [stats]
 
-    def d_step(self, a: Tensor, b: Tensor, fake: Tensor) -> dict:
+    def d_step(self, a: Tensor, b: Tensor, fake: Tensor, noise: tuple) -> dict:
         with self.precision.autocast():
-            out_real = self.D(a, self._noisy(b, self.noise_real)).float()
-            out_fake = self.D(a, self._noisy(fake, self.noise_fake)).float()
+            out_real = self.D(a, self._noisy(b, noise[0])).float()
+            out_fake = self.D(a, self._noisy(fake, noise[1])).float()
         loss = 0.5 * self.loss.d(out_real, out_fake)
         self.precision.backward_step(loss, self.opt_d, "d", self._sync(self.D))
         return {"loss_d": loss.detach(), "d_real": self._outputs(out_real), "d_fake": self._outputs(out_fake)}
 
-    def g_step(self, a: Tensor, b: Tensor, fake: Tensor) -> dict:
+    def g_step(self, a: Tensor, b: Tensor, fake: Tensor, noise_fake) -> dict:
         l1 = (fake.float() - b).abs().mean()
         loss, stats = self.l1_weight * l1, {"loss_l1": l1.detach()}
         if self.gan_weight > 0:
             self.D.requires_grad_(False)
             try:
                 with self.precision.autocast():
-                    out = self.D(a, self._noisy(fake, self.noise_fake)).float()
+                    out = self.D(a, self._noisy(fake, noise_fake)).float()
                 adv = self.loss.g(out, None)
             finally:
                 self.D.requires_grad_(True)
