@@ -1,5 +1,6 @@
 """Data-parallel training: 2 gloo processes on the CPU against 1 process with the same global batch
-(device=cpu for both, so that a machine with a GPU compares like with like)."""
+(device=cpu, threads=1 and precision=fp32 for both, so that any machine compares like with like: on an H100
+host a rank took the GPU or 8 threads, and its CPU has AMX, where precision=auto is bf16)."""
 import json
 
 import pytest
@@ -8,7 +9,7 @@ import torch
 from conftest import run_cli
 from ganforge.api import load_run
 
-COMMON = ["toy-ring", "device=cpu", "batch_size=64", "log.every=3", "log.samples_every=100", "log.checkpoint_every=3",
+COMMON = ["toy-ring", "device=cpu", "threads=1", "precision=fp32", "batch_size=64", "log.every=3", "log.samples_every=100", "log.checkpoint_every=3",
           "optim.schedule=constant"]
 
 
@@ -99,7 +100,7 @@ def test_nproc_mistakes_are_one_line_before_launching(tmp_path):
 
 def test_batch_norm_is_synchronized_over_processes(tmp_path):
     """DCGAN's G has batch norm: with sync_bn (the default) 2 processes match 1; per-process statistics do not."""
-    dcgan = ["mnist-dcgan", "model.g_width=8", "model.d_width=8", "model.z_dim=16", "batch_size=16", "steps=4",
+    dcgan = ["mnist-dcgan", "device=cpu", "threads=1", "precision=fp32", "model.g_width=8", "model.d_width=8", "model.z_dim=16", "batch_size=16", "steps=4",
              "log.every=2", "log.samples_every=100", "log.checkpoint_every=4", "eval.metrics=none", *SGD,
              "optim.schedule=constant"]
 
@@ -116,7 +117,7 @@ def test_batch_norm_is_synchronized_over_processes(tmp_path):
 
 
 def test_evaluation_is_shared_by_the_processes_and_equals_one_process(tmp_path):
-    args = ["mnist-dcgan", "model.g_width=8", "model.d_width=8", "model.z_dim=16", "batch_size=16", "steps=2",
+    args = ["mnist-dcgan", "device=cpu", "threads=1", "precision=fp32", "model.g_width=8", "model.d_width=8", "model.z_dim=16", "batch_size=16", "steps=2",
             "log.every=2", "log.samples_every=100", "log.checkpoint_every=2", "eval.n=301",
             "eval.metrics=fid,kid,is,pr,dc,modes", "optim.schedule=constant"]
     rows = {}

@@ -19,6 +19,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..schema import opt
+from .exact import ReflectPad
 from .layers import dcgan_init
 from .pix2pix import PatchDiscriminator
 
@@ -27,8 +28,8 @@ class ResidualBlock(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), nn.InstanceNorm2d(channels), nn.ReLU(),
-            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), nn.InstanceNorm2d(channels))
+            ReflectPad(1), nn.Conv2d(channels, channels, 3), nn.InstanceNorm2d(channels), nn.ReLU(),
+            ReflectPad(1), nn.Conv2d(channels, channels, 3), nn.InstanceNorm2d(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -37,7 +38,7 @@ class ResidualBlock(nn.Module):
 class ResnetGenerator(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, width: int = 64, blocks: int = 6, downsamplings: int = 2):
         super().__init__()
-        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, width, 7), nn.InstanceNorm2d(width),
+        layers: list[nn.Module] = [ReflectPad(3), nn.Conv2d(in_channels, width, 7), nn.InstanceNorm2d(width),
                                    nn.ReLU()]
         c = width
         for _ in range(downsamplings):
@@ -47,7 +48,7 @@ class ResnetGenerator(nn.Module):
         for _ in range(downsamplings):
             layers += [nn.ConvTranspose2d(c, c // 2, 3, 2, 1, output_padding=1), nn.InstanceNorm2d(c // 2), nn.ReLU()]
             c //= 2
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(c, out_channels, 7), nn.Tanh()]
+        layers += [ReflectPad(3), nn.Conv2d(c, out_channels, 7), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -33,6 +33,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..schema import opt
+from .exact import reflect_pad
 from .layers import dcgan_init
 
 
@@ -86,7 +87,7 @@ class UNetGenerator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lo, hi = self.margin
         if lo or hi:
-            x = nn.functional.pad(x, (lo, hi, lo, hi), mode="reflect")
+            x = reflect_pad(x, lo, hi)
         skips = []
         for layer in self.down:
             x = layer(x)

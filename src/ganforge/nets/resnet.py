@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .dcgan import plan
+from .exact import up_nearest
 
 
 def widths(width: int, k: int, cap: int) -> list[int]:
@@ -51,7 +52,7 @@ class GBlock(nn.Module):
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         h = F.relu(self.n1(x) if c is None else self.n1(x, c))
         if self.up:
-            h, x = F.interpolate(h, scale_factor=2), F.interpolate(x, scale_factor=2)
+            h, x = up_nearest(h), up_nearest(x)
         h = self.c1(h)
         h = self.c2(F.relu(self.n2(h) if c is None else self.n2(h, c)))
         return h + (x if self.skip is None else self.skip(x))

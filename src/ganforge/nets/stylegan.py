@@ -52,6 +52,7 @@ from torch import nn
 from ..errors import UserError
 from ..schema import opt
 from .dcgan import plan
+from .exact import up_bilinear
 
 SQRT2 = math.sqrt(2.0)
 
@@ -135,7 +136,7 @@ class StyleLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise: Optional[torch.Tensor]) -> torch.Tensor:
         if self.up:
-            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+            x = up_bilinear(x)
         x = modulated_conv(x, self.weight * self.scale, self.affine(w), True)
         x = x + self.noise_strength * (self.noise_const if noise is None else noise)
         return F.leaky_relu(x + self.bias[None, :, None, None], 0.2) * SQRT2
@@ -238,7 +239,7 @@ class StyleGenerator(nn.Module):
             for j in (2 * i - 1, 2 * i):
                 layer = self.layers[j]
                 x = layer(x, ws[:, j], self._draw(1, layer.side, layer.side) if random else None)
-            img = F.interpolate(img, scale_factor=2, mode="bilinear", align_corners=False) + self.rgbs[i](x, ws[:, 2 * i + 1])
+            img = up_bilinear(img) + self.rgbs[i](x, ws[:, 2 * i + 1])
         if self.tanh:
             return torch.tanh(img)
         return img if self.training else img.clamp(-1, 1)

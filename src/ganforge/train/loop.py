@@ -40,7 +40,7 @@ from . import checkpoint, distributed
 from .ema import EMA
 from .log import MetricsLog, Progress
 from .precision import Precision
-from .setup import lr_factor, make_optimizer, pick_device
+from .setup import deterministic_cuda, lr_factor, make_optimizer, pick_device
 from .tb import EventWriter
 
 
@@ -64,6 +64,8 @@ class Trainer:
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.dist = distributed.from_env(cfg.device)
         self.device = torch.device(self.dist.device) if self.dist.active else pick_device(cfg.device)
+        if self.device.type == "cuda":
+            deterministic_cuda()
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         elif self.dist.active and self.device.type == "cpu":

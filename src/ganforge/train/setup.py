@@ -8,6 +8,17 @@ import torch
 from ..errors import UserError
 
 
+def deterministic_cuda() -> None:
+    """Deterministic kernels on a GPU, so that a resumed run equals an uninterrupted one there too: no cuDNN
+    autotuning (it picks algorithms by timing), cuDNN's and cuBLAS's deterministic algorithms, and a warning
+    for any op left without one (nets.exact replaces the ones ganforge's nets use). PyTorch, "Reproducibility"."""
+    import os
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
 def pick_device(spec: str) -> torch.device:
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
