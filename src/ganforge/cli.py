@@ -1,4 +1,4 @@
-"""The ``ganforge`` command: train, sample, eval, lab, data, config.
+"""The ``ganforge`` command: train, sample, eval, lab, data, config, report, compare.
 
 User mistakes print one line, ``ganforge: error: ...``, and exit with code 2;
 Ctrl-C or SIGTERM during training stops cleanly after writing a checkpoint
@@ -111,6 +111,9 @@ def cmd_train(a) -> int:
                              f"loss {cfg.loss}, {cfg.steps} steps, {trainer.device} {cfg.precision}"
                              + (f", {trainer.dist.world} processes" if trainer.dist.active else ""))
     result = trainer.run()
+    if trainer.dist.main:
+        from .reportcmd import report_after_training
+        report_after_training(run_dir)
     quiet = os.environ.get("GANFORGE_LAUNCHED") == "1"    # under --nproc: the launcher reports the stop
     if not trainer.dist.main:
         rc = 0 if quiet or not result["stopped"] else 130
@@ -330,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_latent(sub)
     from .translatecmd import add_parser as add_translate
     add_translate(sub)
+    from .reportcmd import add_parsers as add_report
+    add_report(sub)
 
     c = sub.add_parser("config", help="print the resolved config of a preset with overrides")
     c.add_argument("items", nargs="*", metavar="CONFIG|key=value")

@@ -23,8 +23,8 @@ def _check(frames: list) -> list[np.ndarray]:
     return [np.ascontiguousarray(f, dtype=np.uint8) for f in frames]
 
 
-def write_gif(frames: list, path: Path, fps: float = 8, hold_last: float = 1.5) -> None:
-    """An endlessly looping GIF; the last frame stays ``hold_last`` seconds."""
+def write_gif(frames: list, path, fps: float = 8, hold_last: float = 1.5) -> None:
+    """An endlessly looping GIF (to a path or a binary file object); the last frame stays ``hold_last`` seconds."""
     from PIL import Image
     frames = _check(frames)
     strip = Image.fromarray(np.concatenate(frames[:: max(1, len(frames) // 16)], axis=0))
@@ -32,7 +32,8 @@ def write_gif(frames: list, path: Path, fps: float = 8, hold_last: float = 1.5) 
     images = [Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
     ms = int(round(1000 / fps))
     durations = [ms] * (len(images) - 1) + [max(ms, int(hold_last * 1000))]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0, optimize=False)
+    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0,
+                   optimize=False)
 
 
 def write_mp4(frames: list, path: Path, fps: float = 8, crf: int = 18) -> None:

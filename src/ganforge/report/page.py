@@ -1,0 +1,193 @@
+"""``ganforge report RUN``: one self-contained HTML page about a run.
+
+Everything is inside the file: curves as inline SVG (report.svg), sample
+grids and the fixed-z evolution as base64 PNG and GIF, the resolved config
+as text, and the diagnostics (report.diagnose) in plain words. No script, no
+stylesheet or font from a network: the page opens offline and can be mailed
+or archived with the run. What a TensorBoard shows, in one file, plus the
+reading of the numbers that TensorBoard leaves to the user.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import re
+import time
+from html import escape
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..errors import UserError
+from ..train.log import read_metrics
+from .diagnose import Finding, diagnose
+from .svg import line_chart
+
+MARKER = "<!-- ganforge report -->"
+CSS = """body{font-family:sans-serif;margin:24px auto;max-width:1000px;color:#222}
+h1{font-size:22px}h2{font-size:17px;border-bottom:1px solid #ccc;padding-bottom:3px;margin-top:28px}
+.charts{display:flex;flex-wrap:wrap;gap:8px}.grids{display:flex;flex-wrap:wrap;gap:12px}
+figure{margin:0}figcaption{font-size:12px;color:#555;text-align:center}
+img.px{image-rendering:pixelated}table{border-collapse:collapse;font-size:13px}
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f4f4f4}td.l,th.l{text-align:left}
+.finding{border-left:4px solid #c00;background:#fff5f5;padding:6px 12px;margin:8px 0}
+.ok{border-left:4px solid #2a2;background:#f5fff5;padding:6px 12px}pre{background:#f7f7f7;padding:8px;
+font-size:12px;overflow:auto;max-height:420px}"""
+# (title, keys, log y) of the training curves; a chart is drawn only for keys the run logged
+TRAINING = (("Losses", ("loss_d", "loss_g"), False),
+            ("D's outputs: D(x) and D(G(z))", ("d_real", "d_fake", "d_fake_g"), False),
+            ("Gradient norms", ("grad_d", "grad_g"), True),
+            ("Learning rates", ("lr_d", "lr_g"), False))
+EVALUATION = (("FID", ("fid",), False), ("FID (B -> A)", ("fid_ba",), False), ("KID", ("kid",), False),
+              ("Inception score", ("is",), False), ("Precision and recall", ("precision", "recall"), False),
+              ("Density and coverage", ("density", "coverage"), False), ("Modes covered", ("modes",), False),
+              ("KL of the mode histogram", ("kl",), False), ("PSNR", ("psnr", "psnr_ba"), False),
+              ("Label preservation", ("acc", "acc_ba"), False), ("Divergences", ("jsd", "kl_forward", "kl_reverse"), True))
+
+
+def _b64(kind: str, data: bytes) -> str:
+    return f"data:{kind};base64,{base64.b64encode(data).decode()}"
+
+
+def _series(rows: list[dict], key: str) -> tuple[list, list]:
+    got = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float)) and "step" in r]
+    return [s for s, _ in got], [v for _, v in got]
+
+
+def charts(rows: list[dict], groups, marks=()) -> list[str]:
+    out = []
+    for title, keys, log_y in groups:
+        series = [(k, *_series(rows, k)) for k in keys]
+        series = [s for s in series if s[1]]
+        if series:
+            svg = line_chart(series, title=title, log_y=log_y, marks=marks)
+            if svg:
+                out.append(svg)
+    return out
+
+
+def sample_steps(run_dir: Path) -> list[tuple[int, Path]]:
+    got = []
+    for p in (run_dir / "samples").glob("step-*.png"):
+        m = re.fullmatch(r"step-(\d+)\.png", p.name)
+        if m:
+            got.append((int(m.group(1)), p))
+    return sorted(got)
+
+
+def spread(items: list, k: int) -> list:
+    """About k items evenly over the list, always with the first and the last."""
+    if len(items) <= k:
+        return list(items)
+    idx = sorted({round(i * (len(items) - 1) / (k - 1)) for i in range(k)})
+    return [items[i] for i in idx]
+
+
+def evolution_gif(samples: list[tuple[int, Path]], most: int = 40) -> Optional[bytes]:
+    """The fixed-z grids as one looping GIF (frames of one size only), or None with fewer than 2."""
+    from PIL import Image
+    from ..viz.movie import write_gif
+    frames = []
+    for _, p in spread(samples, most):
+        with Image.open(p) as im:
+            frames.append(np.asarray(im.convert("RGB")))
+    frames = [f for f in frames if f.shape == frames[-1].shape] if frames else []
+    if len(frames) < 2:
+        return None
+    buf = io.BytesIO()
+    write_gif(frames, buf, fps=4)
+    return buf.getvalue()
+
+
+def _findings_html(found: list[Finding]) -> str:
+    if not found:
+        return ('<div class="ok">No failure found: no non-finite values, D did not overpower G, no fall in the '
+                'modes covered or recall, no oscillation of D(G(z)) (see the rules in ganforge.report.diagnose).</div>')
+    return "".join(f'<div class="finding"><b>{escape(f.title)}</b>, from step {f.step}. {escape(f.evidence)}<br>'
+                   f'<i>Try:</i> {escape(f.suggestion)}</div>' for f in found)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}" if math.isfinite(v) else str(v)
+    return escape(str(v))
+
+
+def final_metrics(rows: list[dict]) -> dict:
+    """The last logged value of every number (wall-clock fields aside)."""
+    out: dict = {}
+    for r in rows:
+        for k, v in r.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("img_s",):
+                out[k] = v
+    return out
+
+
+def read_run(run_dir: Path) -> dict:
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise UserError(f"{run_dir} is not a ganforge run folder (no config.yaml)")
+    import yaml
+    config_text = (run_dir / "config.yaml").read_text()
+    cfg = yaml.safe_load(config_text) or {}
+    info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
+    rows = read_metrics(run_dir / "metrics.jsonl")
+    return {"dir": run_dir, "name": run_dir.name, "config_text": config_text, "cfg": cfg, "info": info,
+            "rows": rows, "loss": str(cfg.get("loss", "")), "samples": sample_steps(run_dir)}
+
+
+def render(run: dict) -> str:
+    rows, cfg = run["rows"], run["cfg"]
+    found = diagnose(rows, run["loss"])
+    marks = [(f.step, f.title) for f in found]
+    last = final_metrics(rows)
+    model = cfg.get("model", {}).get("name", "?") if isinstance(cfg.get("model"), dict) else cfg.get("model", "?")
+    data = cfg.get("data", {}).get("name", "?") if isinstance(cfg.get("data"), dict) else cfg.get("data", "?")
+    parts = [f"<!DOCTYPE html>\n{MARKER}\n<html lang='en'><head><meta charset='utf-8'>",
+             f"<title>{escape(run['name'])}: ganforge report</title><style>{CSS}</style></head><body>",
+             f"<h1>{escape(run['name'])}</h1>",
+             f"<p>{escape(str(model))} on {escape(str(data))}, loss {escape(run['loss'])}; "
+             f"step {last.get('step', 0)} of {escape(str(cfg.get('steps', '?')))}, "
+             f"{last.get('kimg', 0)} kimg, {last.get('time', 0):.0f} s of training. "
+             f"Written {time.strftime('%Y-%m-%d %H:%M')} by ganforge report.</p>",
+             "<h2>Diagnostics</h2>", _findings_html(found)]
+    train = charts(rows, TRAINING, marks)
+    if train:
+        parts += ["<h2>Training</h2><div class='charts'>", *train, "</div>"]
+    ev = charts(rows, EVALUATION, marks)
+    if ev:
+        parts += ["<h2>Evaluation over time</h2><div class='charts'>", *ev, "</div>"]
+    shown = [k for k in ("fid", "kid", "is", "precision", "recall", "density", "coverage", "modes", "kl", "psnr",
+                         "ssim", "acc", "fid_ba", "psnr_ba", "acc_ba") if k in last]
+    if shown:
+        parts.append("<h2>Last evaluation</h2><table><tr>" + "".join(f"<th>{escape(k)}</th>" for k in shown)
+                     + "</tr><tr>" + "".join(f"<td>{_fmt(last[k])}</td>" for k in shown) + "</tr></table>")
+    samples = run["samples"]
+    if samples:
+        parts.append("<h2>Samples of the fixed codes</h2><div class='grids'>")
+        for step, p in spread(samples, 6):
+            parts.append(f"<figure><img class='px' src='{_b64('image/png', p.read_bytes())}' "
+                         f"alt='samples at step {step}'><figcaption>step {step}</figcaption></figure>")
+        parts.append("</div>")
+        gif = evolution_gif(samples)
+        if gif:
+            parts.append(f"<h2>Evolution</h2><figure><img class='px' src='{_b64('image/gif', gif)}' "
+                         f"alt='the fixed codes over training'><figcaption>the same codes z at "
+                         f"{min(len(samples), 40)} stages, steps {samples[0][0]} to {samples[-1][0]}</figcaption>"
+                         "</figure>")
+    parts += ["<h2>Config</h2>", f"<pre>{escape(run['config_text'])}</pre>", "</body></html>\n"]
+    return "".join(parts)
+
+
+def write_report(run_dir: Path, out: Optional[Path] = None) -> Path:
+    """RUN/report.html (or ``out``), replacing an earlier report; returns its path."""
+    run = read_run(Path(run_dir))
+    out = Path(out) if out else run["dir"] / "report.html"
+    if out.exists() and MARKER not in out.read_text(errors="replace")[:200]:
+        raise UserError(f"{out} exists and is not a ganforge report; choose another --out")
+    from ..train.checkpoint import atomic_write_bytes
+    atomic_write_bytes(render(run).encode(), out)
+    return out
