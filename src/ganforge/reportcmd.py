@@ -9,8 +9,8 @@ def cmd_report(a) -> int:
     from .report import diagnose, write_report
     from .report.page import read_run
     out = write_report(Path(a.run), Path(a.out) if a.out else None)
-    found = diagnose(read_run(Path(a.run))["rows"], read_run(Path(a.run))["loss"])
-    for f in found:
+    run = read_run(Path(a.run))
+    for f in diagnose(run["rows"], run["loss"]):
         print(f"{f.title} from step {f.step}: {f.evidence}", file=sys.stderr)
     print(f"report: {out}")
     return 0

@@ -6,12 +6,20 @@ twice. Splitting the columns of ``a`` into k blocks and multiplying only the
 k(k+1)/2 blocks on and above the diagonal (mirroring the rest) does
 (k+1)/2k of the work: 5/8 with k = 4, on BLAS calls still large enough to
 run at full speed. The arithmetic of each entry is that of the plain
-product, so results agree with it to rounding.
+product, so results agree with it to rounding. A diagonal block is itself
+a product whose two triangles BLAS may sum in different orders (on an AMD
+EPYC they differed in the last bit), so its lower triangle is copied from
+its upper one: the result is exactly symmetric.
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+
+def _upper_mirrored(g: Tensor) -> Tensor:
+    """The square block g with its strict lower triangle replaced by the transposed upper one."""
+    return g.triu() + g.triu(1).T
 
 
 def gram(a: Tensor, blocks: int = 4) -> Tensor:
@@ -27,9 +35,10 @@ def gram(a: Tensor, blocks: int = 4) -> Tensor:
         for bj in range(bi, blocks):
             j0, j1 = edges[bj], edges[bj + 1]
             g = ai.T @ a[:, j0:j1]
-            out[i0:i1, j0:j1] = g
-            if bj != bi:
-                out[j0:j1, i0:i1] = g.T
+            if bj == bi:
+                out[i0:i1, i0:i1] = _upper_mirrored(g)
+            else:
+                out[i0:i1, j0:j1], out[j0:j1, i0:i1] = g, g.T
     return out
 
 
@@ -54,7 +63,8 @@ def congruence_lower(low: Tensor, s: Tensor, blocks: int = 4) -> Tensor:
         for bj in range(bi, blocks):
             j0, j1 = edges[bj], edges[bj + 1]
             g = li @ a[i0:, j0:j1]
-            out[i0:i1, j0:j1] = g
-            if bj != bi:
-                out[j0:j1, i0:i1] = g.T
+            if bj == bi:
+                out[i0:i1, i0:i1] = _upper_mirrored(g)
+            else:
+                out[i0:i1, j0:j1], out[j0:j1, i0:i1] = g, g.T
     return out

@@ -12,8 +12,8 @@ from html import escape
 from pathlib import Path
 
 from ..errors import UserError
-from .diagnose import diagnose
-from .page import CSS, EVALUATION, TRAINING, _b64, _fmt, _series, final_metrics, read_run
+from .diagnose import diagnose, series
+from .page import CSS, EVALUATION, TRAINING, _b64, _fmt, final_metrics, read_run
 from .svg import line_chart
 
 MARKER = "<!-- ganforge compare -->"
@@ -60,11 +60,11 @@ def render(runs: list[dict]) -> str:
         svgs = []
         for title, group_keys, log_y in groups:
             for k in group_keys:
-                series = [(n, *_series(r["rows"], k)) for n, r in zip(names, runs)]
-                if sum(1 for s in series if s[1]) == 0:
+                lines = [(n, *series(r["rows"], k)) for n, r in zip(names, runs)]
+                lines = [line for line in lines if line[1]]
+                if not lines:
                     continue
-                svg = line_chart([s for s in series if s[1]], title=k if len(group_keys) > 1 else title,
-                                 log_y=log_y)
+                svg = line_chart(lines, title=k if len(group_keys) > 1 else title, log_y=log_y)
                 if svg:
                     svgs.append(svg)
         if svgs:

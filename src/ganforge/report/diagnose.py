@@ -43,12 +43,17 @@ class Finding:
     series: list = field(default_factory=list)      # the metrics keys that show it
 
 
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def _finite(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return _number(v) and math.isfinite(v)
 
 
-def _series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
-    got = [(r["step"], r[key]) for r in rows if key in r and isinstance(r[key], (int, float))]
+def series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
+    """The steps and values of one logged number, over the rows that have it."""
+    got = [(r["step"], r[key]) for r in rows if "step" in r and _number(r.get(key))]
     return [s for s, _ in got], [float(v) for _, v in got]
 
 
@@ -79,14 +84,14 @@ def nonfinite(rows: list[dict]) -> Optional[Finding]:
 def overpowering(rows: list[dict], loss: str) -> Optional[Finding]:
     if loss not in TARGETS_0_1:
         return None
-    steps, fake = _series(rows, "d_fake")
-    _, real = _series(rows, "d_real")
+    steps, fake = series(rows, "d_fake")
+    _, real = series(rows, "d_real")
     if len(fake) < 3 or len(real) != len(fake):
         return None
     i = first_sustained([f < 0.05 and r > 0.95 for f, r in zip(fake, real)])
     if i is None:
         return None
-    gs, g = _series(rows, "grad_g")
+    gs, g = series(rows, "grad_g")
     early = statistics.median(g[: max(1, len(g) // 5)]) if g else 0.0
     after = [v for s, v in zip(gs, g) if s >= steps[i]]
     vanished = bool(after) and early > 0 and statistics.median(after) < 0.1 * early
@@ -108,7 +113,7 @@ def overpowering(rows: list[dict], loss: str) -> Optional[Finding]:
 
 def collapse(rows: list[dict]) -> Optional[Finding]:
     for key, name in (("modes", "modes covered"), ("recall", "recall")):
-        steps, v = _series(rows, key)
+        steps, v = series(rows, key)
         if len(v) < 3:
             continue
         best_i = max(range(len(v)), key=lambda j: v[j])
@@ -149,7 +154,7 @@ def swings(values: list[float], amplitude: float) -> list[int]:
 
 def oscillation(rows: list[dict], loss: str) -> Optional[Finding]:
     key = "d_fake" if loss in TARGETS_0_1 else "loss_g"
-    steps, v = _series(rows, key)
+    steps, v = series(rows, key)
     if len(v) < 8:
         return None
     scale = 0.2 if key == "d_fake" else 0.5 * (statistics.median(abs(x) for x in v) or 1.0)

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..train.log import read_metrics
-from .diagnose import Finding, diagnose
+from .diagnose import Finding, diagnose, series
 from .svg import line_chart
 
 MARKER = "<!-- ganforge report -->"
@@ -52,18 +52,13 @@ def _b64(kind: str, data: bytes) -> str:
     return f"data:{kind};base64,{base64.b64encode(data).decode()}"
 
 
-def _series(rows: list[dict], key: str) -> tuple[list, list]:
-    got = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float)) and "step" in r]
-    return [s for s, _ in got], [v for _, v in got]
-
-
 def charts(rows: list[dict], groups, marks=()) -> list[str]:
     out = []
     for title, keys, log_y in groups:
-        series = [(k, *_series(rows, k)) for k in keys]
-        series = [s for s in series if s[1]]
-        if series:
-            svg = line_chart(series, title=title, log_y=log_y, marks=marks)
+        lines = [(k, *series(rows, k)) for k in keys]
+        lines = [line for line in lines if line[1]]
+        if lines:
+            svg = line_chart(lines, title=title, log_y=log_y, marks=marks)
             if svg:
                 out.append(svg)
     return out
