@@ -13,7 +13,6 @@ quality: the classifier is as confident on step-0 noise as on digits.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Optional
 
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..train.run import sample_files
 from .base import Lab, Outcome
 from .images import classify, open_run, run_label, short_run
 
@@ -34,15 +34,6 @@ change from one frame to the next falls as the generator settles. The MP4 is H.2
 browser; the GIF loops. `--run RUN` makes the same movie for any image run that wrote sample grids."""
 
 THREADS = 2
-
-
-def sample_steps(run_dir: Path) -> list[tuple[int, Path]]:
-    found = []
-    for p in (run_dir / "samples").glob("step-*.npz"):
-        m = re.fullmatch(r"step-(\d+)\.npz", p.name)
-        if m:
-            found.append((int(m.group(1)), p))
-    return sorted(found)
 
 
 def frame(x: torch.Tensor, step: int, scale: int = 2) -> np.ndarray:
@@ -65,7 +56,7 @@ def run(lab: Lab, run: Optional[Path] = None) -> Outcome:
         lab.say(f"training a short run of the main job ({steps} steps) into {lab.final / 'run'}")
         run = short_run(lab.out, steps, samples_every=max(1, steps // 35), seed=lab.seed).path
     open_run(run)
-    shots = sample_steps(Path(run))
+    shots = sample_files(Path(run), ".npz")
     if len(shots) < 2:
         raise UserError(f"{run} has {len(shots)} sample grids in samples/; evolution needs at least 2 "
                         f"(train with a smaller log.samples_every)")

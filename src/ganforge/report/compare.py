@@ -12,6 +12,7 @@ from html import escape
 from pathlib import Path
 
 from ..errors import UserError
+from ..train.run import flat_keys
 from .diagnose import diagnose, series
 from .page import CSS, EVALUATION, TRAINING, _b64, _fmt, final_metrics, read_run
 from .svg import line_chart
@@ -20,16 +21,6 @@ MARKER = "<!-- ganforge compare -->"
 LOWER_BETTER = {"fid", "kid", "kl", "fid_ba", "l1", "l1_ba", "jsd", "kl_forward", "kl_reverse"}
 TABLE_KEYS = ("step", "fid", "kid", "is", "precision", "recall", "density", "coverage", "modes", "kl", "psnr",
               "ssim", "acc", "fid_ba", "psnr_ba", "acc_ba")
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def render(runs: list[dict]) -> str:
@@ -81,7 +72,7 @@ def render(runs: list[dict]) -> str:
             parts.append(f"<figure><img class='px' src='{_b64('image/png', p.read_bytes())}' alt='{escape(n)}'>"
                          f"<figcaption>{escape(n)}, step {step}</figcaption></figure>")
         parts.append("</div>")
-    flats = [_flat(r["cfg"]) for r in runs]
+    flats = [flat_keys(r["cfg"]) for r in runs]
     differ = sorted(k for k in set().union(*flats) if k != "name" and len({repr(f.get(k)) for f in flats}) > 1)
     if differ:
         parts.append("<h2>Config keys that differ</h2><table><tr><th class='l'>key</th>"

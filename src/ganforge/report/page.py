@@ -13,7 +13,6 @@ import base64
 import io
 import json
 import math
-import re
 import time
 from html import escape
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..train.log import read_metrics
+from ..train.run import sample_files
 from .diagnose import Finding, diagnose, series
 from .svg import line_chart
 
@@ -62,15 +62,6 @@ def charts(rows: list[dict], groups, marks=()) -> list[str]:
             if svg:
                 out.append(svg)
     return out
-
-
-def sample_steps(run_dir: Path) -> list[tuple[int, Path]]:
-    got = []
-    for p in (run_dir / "samples").glob("step-*.png"):
-        m = re.fullmatch(r"step-(\d+)\.png", p.name)
-        if m:
-            got.append((int(m.group(1)), p))
-    return sorted(got)
 
 
 def spread(items: list, k: int) -> list:
@@ -131,7 +122,7 @@ def read_run(run_dir: Path) -> dict:
     info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
     rows = read_metrics(run_dir / "metrics.jsonl")
     return {"dir": run_dir, "name": run_dir.name, "config_text": config_text, "cfg": cfg, "info": info,
-            "rows": rows, "loss": str(cfg.get("loss", "")), "samples": sample_steps(run_dir)}
+            "rows": rows, "loss": str(cfg.get("loss", "")), "samples": sample_files(run_dir, ".png")}
 
 
 def render(run: dict) -> str:

@@ -53,18 +53,29 @@ def default_name(cfg: Config) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{data}-{cfg.model.name}").strip("-.") or "run"
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
+def flat_keys(d: dict, prefix: str = "") -> dict:
+    """A nested config dict as {"optim.d.lr": value, ...}."""
     out = {}
     for k, v in d.items():
         if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
+            out.update(flat_keys(v, f"{prefix}{k}."))
         else:
             out[prefix + k] = v
     return out
 
 
+def sample_files(run_dir: Path, suffix: str = ".png") -> list[tuple[int, Path]]:
+    """(step, path) of the run's samples/step-N files of one suffix (.png grids, .npz arrays), by step."""
+    found = []
+    for p in (Path(run_dir) / "samples").glob(f"step-*{suffix}"):
+        m = re.fullmatch(r"step-(\d+)" + re.escape(suffix), p.name)
+        if m:
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
 def check_resumable(saved: Config, wanted: Config, run_dir: Path) -> None:
-    a, b = _flat(saved.to_dict()), _flat(wanted.to_dict())
+    a, b = flat_keys(saved.to_dict()), flat_keys(wanted.to_dict())
     changed = [k for k in sorted(set(a) | set(b))
                if a.get(k) != b.get(k) and not k.startswith(CHANGEABLE_ON_RESUME)]
     if changed:
