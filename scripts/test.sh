@@ -6,5 +6,11 @@ cd "$(dirname "$0")/.."
 python3 -m pip install -q torch==2.13.0
 python3 -m pip install -q -e '.[test]'
 python3 -m pip install -q --no-deps torch-fidelity==0.4.0     # reference for the Inception features (no torchvision)
+# the browser tests drive Debian's headless Chromium (tests/test_browser.py: skipped without it, failed under CI)
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver; } \
+        >/dev/null 2>&1 || echo "scripts/test.sh: could not apt-get chromium chromium-driver" >&2
+fi
 python3 -m ruff check -q src tests benchmarks
 python3 -m pytest -q "$@"

@@ -1,4 +1,4 @@
-"""The ``ganforge`` command: train, sample, eval, lab, data, config, report, compare.
+"""The ``ganforge`` command: train, sample, eval, lab, data, config, report, compare, serve.
 
 User mistakes print one line, ``ganforge: error: ...``, and exit with code 2;
 Ctrl-C or SIGTERM during training stops cleanly after writing a checkpoint
@@ -335,6 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_translate(sub)
     from .reportcmd import add_parsers as add_report
     add_report(sub)
+    from .servecmd import add_parser as add_serve
+    add_serve(sub)
 
     c = sub.add_parser("config", help="print the resolved config of a preset with overrides")
     c.add_argument("items", nargs="*", metavar="CONFIG|key=value")

@@ -88,7 +88,7 @@ def evolution_gif(samples: list[tuple[int, Path]], most: int = 40) -> Optional[b
     return buf.getvalue()
 
 
-def _findings_html(found: list[Finding]) -> str:
+def findings_html(found: list[Finding]) -> str:
     if not found:
         return ('<div class="ok">No failure found: no non-finite values, D did not overpower G, no fall in the '
                 'modes covered or recall, no oscillation of D(G(z)) (see the rules in ganforge.report.diagnose).</div>')
@@ -110,6 +110,19 @@ def final_metrics(rows: list[dict]) -> dict:
             if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("img_s",):
                 out[k] = v
     return out
+
+
+LAST_KEYS = ("fid", "kid", "is", "precision", "recall", "density", "coverage", "modes", "kl", "psnr", "ssim", "acc",
+             "fid_ba", "psnr_ba", "acc_ba")
+
+
+def last_table(last: dict) -> str:
+    """The 'Last evaluation' heading and table of the metrics in ``last`` (empty when none was logged)."""
+    shown = [k for k in LAST_KEYS if k in last]
+    if not shown:
+        return ""
+    return ("<h2>Last evaluation</h2><table><tr>" + "".join(f"<th>{escape(k)}</th>" for k in shown)
+            + "</tr><tr>" + "".join(f"<td>{_fmt(last[k])}</td>" for k in shown) + "</tr></table>")
 
 
 def read_run(run_dir: Path) -> dict:
@@ -139,18 +152,14 @@ def render(run: dict) -> str:
              f"step {last.get('step', 0)} of {escape(str(cfg.get('steps', '?')))}, "
              f"{last.get('kimg', 0)} kimg, {last.get('time', 0):.0f} s of training. "
              f"Written {time.strftime('%Y-%m-%d %H:%M')} by ganforge report.</p>",
-             "<h2>Diagnostics</h2>", _findings_html(found)]
+             "<h2>Diagnostics</h2>", findings_html(found)]
     train = charts(rows, TRAINING, marks)
     if train:
         parts += ["<h2>Training</h2><div class='charts'>", *train, "</div>"]
     ev = charts(rows, EVALUATION, marks)
     if ev:
         parts += ["<h2>Evaluation over time</h2><div class='charts'>", *ev, "</div>"]
-    shown = [k for k in ("fid", "kid", "is", "precision", "recall", "density", "coverage", "modes", "kl", "psnr",
-                         "ssim", "acc", "fid_ba", "psnr_ba", "acc_ba") if k in last]
-    if shown:
-        parts.append("<h2>Last evaluation</h2><table><tr>" + "".join(f"<th>{escape(k)}</th>" for k in shown)
-                     + "</tr><tr>" + "".join(f"<td>{_fmt(last[k])}</td>" for k in shown) + "</tr></table>")
+    parts.append(last_table(last))
     samples = run["samples"]
     if samples:
         parts.append("<h2>Samples of the fixed codes</h2><div class='grids'>")
