@@ -84,6 +84,8 @@ def test_nice_ticks_and_the_svg_chart():
     assert svg.count("<polyline") == 3                     # the NaN breaks the first line in two
     assert line_chart([("x", [1, 2], [float("nan"), None])]) == ""
     assert "(log)" in line_chart([("g", [1, 2, 3], [1e-3, 1.0, 10.0])], ylabel="norm", log_y=True)
+    one = line_chart([("fid", [3000], [110.0])])           # one evaluation: one point, one x tick
+    assert one.count("<circle") == 1 and one.count(">3000</text>") == 1 and ">2999<" not in one
 
 
 class _Tags(HTMLParser):

@@ -18,6 +18,9 @@ def cmd_serve(a) -> int:
     root = Path(a.runs)
     if root.exists() and not root.is_dir():
         raise UserError(f"--runs {root} is a file; give the folder that holds run folders")
+    if (root / "config.yaml").is_file():           # a run folder itself: list it among its siblings
+        print(f"ganforge serve: {root} is a run folder; listing the runs under {root.resolve().parent}")
+        root = root.resolve().parent
     torch.set_num_threads(max(1, a.threads))     # a 2-D game is fastest on one thread, and leaves a core free
     try:
         server = Server(root, a.host, a.port)

@@ -68,6 +68,7 @@ def line_chart(series: Sequence[tuple], title: str = "", xlabel: str = "step", y
     tf = (lambda v: math.log10(v)) if log_y else (lambda v: v)
     x0, x1 = min(allx), max(allx)
     y0, y1 = min(map(tf, ally)), max(map(tf, ally))
+    xticks = nice_ticks(x0, x1) if x1 > x0 else [x0]        # one step logged: one tick, in the middle
     if x1 == x0:
         x0, x1 = x0 - 1, x1 + 1
     if log_y:
@@ -80,8 +81,7 @@ def line_chart(series: Sequence[tuple], title: str = "", xlabel: str = "step", y
         yticks = nice_ticks(y0, y1)
         y0, y1 = min(yticks[0], y0), max(yticks[-1], y1)
         ylab = [_fmt(t) for t in yticks]
-    xticks = nice_ticks(x0, x1)
-    left, right, top, bottom = 52, 10, 24 if title else 10, 34
+    left, right, top, bottom = 52, 20, 24 if title else 10, 34
     legend_h = 16 * ((len(series) + 2) // 3) if len(series) > 1 else 0
     H = height + legend_h
     pw, ph = width - left - right, height - top - bottom
