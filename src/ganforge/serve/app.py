@@ -78,15 +78,13 @@ def create_app(runs_root: Path = Path("runs"), playground: Playground | None = N
     def playground_page():
         return send_file(STATIC / "playground.html")
 
+    def answer(**extra):
+        f = pg.frame()
+        return jsonify(settings=f["settings"], running=f["running"], step=f["step"], error=f["error"], **extra)
+
     @app.get("/api/playground")
     def state():
-        f = pg.frame()
-        rules = {k: {"kind": kind, "allowed": list(allowed)} for k, (kind, allowed) in RULES.items()}
-        return jsonify(settings=f["settings"], running=f["running"], step=f["step"], error=f["error"], rules=rules)
-
-    def answer():
-        f = pg.frame()
-        return jsonify(settings=f["settings"], running=f["running"], step=f["step"], error=f["error"])
+        return answer(rules={k: {"kind": kind, "allowed": list(allowed)} for k, (kind, allowed) in RULES.items()})
 
     @app.post("/api/playground/settings")
     def settings():
