@@ -2,7 +2,8 @@
 
 User mistakes print one line, ``ganforge: error: ...``, and exit with code 2;
 Ctrl-C or SIGTERM during training stops cleanly after writing a checkpoint
-(exit 130).
+(exit 130); a run that keeps producing NaN or Inf stops with exit code 3
+(train.guard).
 """
 from __future__ import annotations
 
@@ -358,7 +359,7 @@ def main(argv=None) -> int:
         return args.fn(args)
     except UserError as e:
         print(f"ganforge: error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code
     except KeyboardInterrupt:
         print("ganforge: interrupted", file=sys.stderr)
         return 130

@@ -140,6 +140,17 @@ class EvalConfig:
 
 
 @dataclass
+class GuardConfig:
+    """What the loop does when a loss or a gradient is NaN or infinite (train.guard)."""
+    nonfinite: str = opt("skip", "skip: drop that update (weights and optimizer state stay as they were); rollback: "
+                         "go back to the last checkpoint with lower learning rates; stop; off: no check (one host "
+                         "sync per update less)", choices=("skip", "rollback", "stop", "off"))
+    lr_factor: float = opt(0.5, "rollback: multiply both learning rates by this at each rollback", gt=0.0, max=1.0)
+    max_failures: int = opt(5, "stop after this many non-finite updates (skipped or rolled back) between two "
+                            "checkpoints", min=1)
+
+
+@dataclass
 class Config:
     """A whole run."""
     name: Optional[str] = opt(None, "run folder name under --out; null: <data>-<model>, numbered if taken")
@@ -164,6 +175,7 @@ class Config:
     ema: EmaConfig = section(EmaConfig)
     log: LogConfig = section(LogConfig)
     eval: EvalConfig = section(EvalConfig)
+    guard: GuardConfig = section(GuardConfig)
 
     def to_dict(self) -> dict:
         """Nested plain dict; the model section flattened with its family options."""

@@ -17,6 +17,7 @@ from typing import Optional
 import torch
 
 from ..errors import UserError
+from . import faults
 
 FORMAT = 1
 _NAME = re.compile(r"^step-(\d+)\.pt$")
@@ -39,7 +40,13 @@ def atomic_save(obj, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            torch.save(obj, f)
+            try:
+                torch.save(obj, faults.wrap(f, path))
+            except RuntimeError as e:          # torch wraps a failed write (a full disk) in its own error
+                err = e.__context__
+                if isinstance(err, OSError):
+                    raise OSError(err.errno, err.strerror, str(path)) from None
+                raise
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -64,6 +71,21 @@ def list_checkpoints(folder: Path) -> list[Path]:
         return []
     found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
     return [p for _, p in sorted(found)]
+
+
+def step_of(path: Path) -> int:
+    """The step in a checkpoint's file name (step-0000400.pt: 400)."""
+    return int(_NAME.match(Path(path).name).group(1))
+
+
+def remove_stale(folder: Path) -> int:
+    """Delete the temporary files a killed writer left in ``folder`` (.NAME.tmp-PID); how many."""
+    n = 0
+    if folder.is_dir():
+        for p in folder.glob(".*.tmp-*"):
+            p.unlink(missing_ok=True)
+            n += 1
+    return n
 
 
 def load(path: Path, map_location="cpu") -> dict:
@@ -94,5 +116,16 @@ def atomic_write_bytes(data: bytes, path: Path) -> None:
     """Write a small file so that readers see the old or the new whole file."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
+    with open(tmp, "wb") as f:
+        faults.write_bytes(f, data, path)
     os.replace(tmp, path)
+
+
+def atomic_savez(path: Path, **arrays) -> None:
+    """np.savez_compressed through atomic_write_bytes: a kill never leaves a torn .npz under its name."""
+    import io
+
+    import numpy as np
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(buf.getvalue(), path)

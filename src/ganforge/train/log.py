@@ -103,8 +103,9 @@ class Progress:
             self.stream.write("\n")
             self.stream.flush()
 
-    def say(self, message: str) -> None:
-        if self.mode == "off":
+    def say(self, message: str, always: bool = False) -> None:
+        """One line on the stream; ``always``: also with progress off (warnings the user must see)."""
+        if self.mode == "off" and not always:
             return
         if self.mode == "bar":
             self.stream.write("\r\033[K")

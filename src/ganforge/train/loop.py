@@ -12,6 +12,8 @@ current step and write a checkpoint first; a second Ctrl-C stops at once.
 """
 from __future__ import annotations
 
+import copy
+import errno
 import io
 import json
 import signal
@@ -40,6 +42,7 @@ from . import checkpoint, distributed
 from .ema import EMA
 from .log import MetricsLog, Progress
 from .precision import Precision
+from .run import hold_lock
 from .setup import deterministic_cuda, lr_factor, make_optimizer, pick_device
 from .tb import EventWriter
 
@@ -70,7 +73,8 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         elif self.dist.active and self.device.type == "cpu":
             torch.set_num_threads(distributed.threads_per_rank())
-        self.precision = Precision(cfg.precision, self.device)
+        check = "off" if cfg.guard.nonfinite == "off" else "grads" if self.dist.active else "all"
+        self.precision = Precision(cfg.precision, self.device, check)
         self.data = load_dataset(cfg.data)
         family = FAMILIES[cfg.model.name]
         pack = getattr(cfg.model.arch, "pack", 1)
@@ -102,6 +106,12 @@ class Trainer:
         self._stop = False          # the stop every rank agreed on (read only where the ranks agree)
         self._evaluator = None      # built at the first evaluation
         self.best = None            # {"metric", "value", "step"} of checkpoints/best.pt
+        self.lr_scale = 1.0         # the product of guard.lr_factor over the rollbacks so far
+        self.failures = 0           # non-finite updates since the last checkpoint (train.guard)
+        self.dropped = 0            # ... since the last metrics line
+        self.recent: list = []      # the last few metrics records, for the guard's diagnosis
+        self._start_state = None    # rollback target before the first checkpoint
+        self._lock = None           # the run folder's lock (train.run.hold_lock), held by rank 0 while training
 
     def setup_game(self) -> None:
         """The real batches, the random streams, the game and the fixed inputs of sample grids."""
@@ -147,7 +157,7 @@ class Trainer:
             "precision": self.precision.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "acc": {k: [v[0].detach().cpu(), v[1]] for k, v in self.acc.items()},
-            "best": self.best,
+            "best": self.best, "lr_scale": self.lr_scale,
             "shape": list(self.data.shape), "config": self.cfg.to_dict(), "version": __version__,
         }
         if self.device.type == "cuda":
@@ -175,6 +185,7 @@ class Trainer:
         self.acc = {k: [v[0].to(self.device), int(v[1])] for k, v in s["acc"].items()}
         self.step, self.images, self.train_time = int(s["step"]), int(s["images"]), float(s["time"])
         self.best = s.get("best")
+        self.lr_scale = float(s.get("lr_scale", 1.0))
 
     def resume_from_checkpoint(self) -> bool:
         # on the CPU: load_state_dict copies weights and optimizer state to the nets' device, and the
@@ -208,11 +219,12 @@ class Trainer:
         if self.data.kind == "image":
             arr = grid(x, nrow=self.fixed_per)
             png = png_bytes(arr)
-            np.savez_compressed(str(stem) + ".npz", x=x.cpu().numpy().astype(np.float16))
+            arrays = {"x": x.cpu().numpy().astype(np.float16)}
         else:
             png = toy_png(x, self.data.x[: len(x)], f"step {self.step}")
             arr = np.asarray(Image.open(io.BytesIO(png)))
-            np.savez_compressed(str(stem) + ".npz", x=x.cpu().numpy())
+            arrays = {"x": x.cpu().numpy()}
+        checkpoint.atomic_savez(stem.with_suffix(".npz"), **arrays)
         checkpoint.atomic_write_bytes(png, stem.with_suffix(".png"))
         if self.tb is not None:
             self.tb.image(self.step, "samples", png, arr.shape[0], arr.shape[1], 1 if arr.ndim == 2 else arr.shape[2])
@@ -336,12 +348,55 @@ class Trainer:
     # ------------------------------------------------------------ loop
     def set_lr(self) -> None:
         o = self.cfg.optim
-        if o.schedule == "constant":
+        if o.schedule == "constant" and self.lr_scale == 1.0:
             return
-        f = lr_factor(o.schedule, self.step, self.cfg.steps, o.decay_start, o.final_lr)
+        f = self.lr_scale * lr_factor(o.schedule, self.step, self.cfg.steps, o.decay_start, o.final_lr)
         for opt, c in ((self.opt_g, o.g), (self.opt_d, o.d)):
             for group in opt.param_groups:
                 group["lr"] = c.lr * f
+
+    # ------------------------------------------------------------ non-finite values (train.guard)
+    def on_nonfinite(self, stats: list) -> None:
+        """An update of this iteration was dropped: skip it, roll back, or stop, as guard.nonfinite says."""
+        from .guard import Diverged, describe, likely_cause
+        g, failed = self.cfg.guard, self.precision.failed
+        what = describe(failed, stats)
+        self.failures += 1
+        self.dropped += 1
+        newest = checkpoint.list_checkpoints(self.run_dir / "checkpoints")
+        since = f"the checkpoint of step {checkpoint.step_of(newest[-1])}" if newest else "the start"
+        if g.nonfinite == "stop" or self.failures >= g.max_failures:
+            count = ("" if g.nonfinite == "stop" else
+                     f"{self.failures} non-finite updates since {since} (last: ") + what
+            cause = likely_cause(self.cfg, failed, self.recent, {"G": self.G, "D": self.D})
+            keep = (f"checkpoint {newest[-1].name} is intact" if newest else "no checkpoint was written")
+            raise Diverged(f"stopped at step {self.step}: {count}{'' if g.nonfinite == 'stop' else ')'}; "
+                           f"likely cause: {cause}; {keep}")
+        tally = f"({self.failures} of {g.max_failures} allowed between checkpoints)"
+        if g.nonfinite == "skip":
+            self._say(f"step {self.step}: {what}; update skipped {tally}")
+            return
+        found = checkpoint.latest(self.run_dir / "checkpoints", map_location="cpu") if newest else None
+        state = found[1] if found else self._start_state
+        failures, scale = self.failures, self.lr_scale * g.lr_factor
+        at = self.step
+        self.load_state_dict(state)
+        self.failures, self.lr_scale, self.dropped = failures, scale, 0
+        if self.dist.main:
+            self.metrics.truncate_after(self.step)
+        self.set_lr()
+        self._say(f"step {at}: {what}; rolled back to step {self.step} with learning rates x{scale:g} "
+                  f"(G {self.opt_g.param_groups[0]['lr']:.3g}, D {self.opt_d.param_groups[0]['lr']:.3g}) {tally}")
+
+    def _say(self, message: str) -> None:
+        if self.dist.main:
+            self.progress.say(f"ganforge: {message}", always=True)
+
+    def save_checkpoint(self) -> None:
+        self.failures = 0
+        if self.dist.main:
+            checkpoint.save(self.run_dir / "checkpoints", self.state_dict(), self.step, self.cfg.log.keep)
+        self._start_state = None
 
     def _on_signal(self, signum, frame):
         if self._asked and signum == signal.SIGINT:
@@ -360,7 +415,13 @@ class Trainer:
         main = self.dist.main                  # only rank 0 writes the run folder
         if main:
             self.run_dir.joinpath("checkpoints").mkdir(parents=True, exist_ok=True)
+            if self._lock is None:
+                self._lock = hold_lock(self.run_dir)
+            for folder in ("checkpoints", "samples"):
+                checkpoint.remove_stale(self.run_dir / folder)
             self.metrics.truncate_after(self.step)
+        if cfg.guard.nonfinite == "rollback" and not checkpoint.list_checkpoints(self.run_dir / "checkpoints"):
+            self._start_state = copy.deepcopy(self.state_dict())
         if cfg.log.tb and main:
             self.tb = EventWriter(self.run_dir / "tb")
             self.tb.session_start(self.step)
@@ -382,7 +443,14 @@ class Trainer:
                 self.images += cfg.batch_size
                 if self.ema:
                     self.ema.update(cfg.batch_size, self.images)
-                self.accumulate(stats)
+                if self.precision.failed:
+                    self.on_nonfinite(stats)
+                    self.precision.failed = []
+                    if cfg.guard.nonfinite == "rollback":
+                        t_mark, img_mark = time.time(), self.images
+                        continue
+                else:
+                    self.accumulate(stats)
                 self.train_time += time.time() - t0
                 self._stop = self._agree_stop()        # every rank stops at the same step
                 final = self.step == cfg.steps
@@ -391,6 +459,8 @@ class Trainer:
                     now = time.time()
                     rec = self.log_line((self.images - img_mark) / max(now - t_mark, 1e-9))
                     t_mark, img_mark = now, self.images
+                    if self.dropped:
+                        rec["nonfinite"], self.dropped = self.dropped, 0
                     if eval_due:
                         rec.update(self.evaluate())     # every rank extracts its share; rank 0 scores
                     self.dist.barrier()
@@ -400,22 +470,40 @@ class Trainer:
                         self.tb.scalars(self.step, {k: v for k, v in rec.items()
                                                     if k != "step" and isinstance(v, (int, float))})
                     self.acc, last = {}, rec
+                    self.recent = (self.recent + [rec])[-5:]
                     self.progress.update(self.step, rec, force=final)
                 if main and (self.step % cfg.log.samples_every == 0 or final):
                     self.write_samples()
-                if main and (self.step % cfg.log.checkpoint_every == 0 or final):
-                    checkpoint.save(self.run_dir / "checkpoints", self.state_dict(), self.step, cfg.log.keep)
-            if main and self._stop and self.step < cfg.steps:
-                checkpoint.save(self.run_dir / "checkpoints", self.state_dict(), self.step, cfg.log.keep)
+                if self.step % cfg.log.checkpoint_every == 0 or final:
+                    self.save_checkpoint()
+            if self._stop and self.step < cfg.steps:
+                self.save_checkpoint()
             self.dist.barrier()
+        except OSError as e:
+            if e.errno not in DISK_ERRORS:
+                raise
+            newest = checkpoint.list_checkpoints(self.run_dir / "checkpoints")
+            keep = f"checkpoint {newest[-1].name} is intact" if newest else "no checkpoint was written yet"
+            raise UserError(f"cannot write to the run folder {self.run_dir} ({e.strerror}{': ' + str(e.filename) if e.filename else ''}) "
+                            f"at step {self.step}; {keep}: make room and continue with ganforge train --resume "
+                            f"{self.run_dir}") from None
         finally:
             for sig, handler in old.items():
                 signal.signal(sig, handler)
             self.progress.close()
             if self.tb is not None:
-                self.tb.close()
+                try:
+                    self.tb.close()
+                except OSError:
+                    pass
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
         return {"run": str(self.run_dir), "step": self.step, "stopped": self._stop and self.step < cfg.steps,
                 "last": last}
+
+
+DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EPERM}
 
 
 def eval_labels(n: int, classes: int, device) -> torch.Tensor | None:

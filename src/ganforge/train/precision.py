@@ -46,8 +46,12 @@ def resolve(precision: str, device: torch.device) -> str:
 
 
 class Precision:
-    def __init__(self, mode: str, device: torch.device):
-        self.mode, self.device = mode, device
+    def __init__(self, mode: str, device: torch.device, check: str = "all"):
+        """``check``: what backward_step verifies is finite before each optimizer step (train.guard):
+        "all" (the loss and the gradients), "grads" (the gradients only: under data parallelism, where the
+        all-reduced gradients are the one thing every process sees alike) or "off"."""
+        self.mode, self.device, self.check = mode, device, check
+        self.failed: list[tuple[str, str]] = []     # (net, "loss" | "gradient") of dropped updates; the trainer clears it
         self.scalers = {}
         if mode == "fp16":
             self.scalers = {k: torch.amp.GradScaler("cuda") for k in ("g", "d")}
@@ -59,15 +63,25 @@ class Precision:
 
     def backward_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer, which: str, sync=None) -> None:
         """zero_grad, backward and step for the optimizer of net ``which``; ``sync()`` runs between
-        backward and step (the gradient all-reduce of data-parallel training)."""
+        backward and step (the gradient all-reduce of data-parallel training). An update whose loss or
+        gradients are not finite is dropped (the optimizer does not step) and noted in ``failed``."""
+        from .guard import nonfinite
         opt.zero_grad(set_to_none=True)
         scaler = self.scalers.get(which)
         if scaler is None:
             loss.backward()
             if sync is not None:
                 sync()
+            bad = nonfinite(loss if self.check == "all" else None, opt) if self.check != "off" else None
+            if bad:
+                opt.zero_grad(set_to_none=True)
+                self.failed.append((which, bad))
+                return
             opt.step()
-        else:
+        else:                       # fp16: the scaler itself skips steps whose scaled gradients overflowed
+            if self.check == "all" and not bool(torch.isfinite(loss.detach()).all()):
+                self.failed.append((which, "loss"))
+                return
             scaler.scale(loss).backward()
             if sync is not None:
                 sync()

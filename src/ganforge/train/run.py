@@ -11,6 +11,8 @@ device, threads), as Mimicry's trainer does.
 from __future__ import annotations
 
 import copy
+import fcntl
+import os
 import re
 from pathlib import Path
 from typing import Optional
@@ -24,7 +26,7 @@ from ..penalties import DEFAULT_EVERY, DEFAULT_WEIGHT
 from . import checkpoint, precision
 from .distributed import rank_device
 
-CHANGEABLE_ON_RESUME = ("steps", "log.", "eval.", "device", "threads", "resume", "name")
+CHANGEABLE_ON_RESUME = ("steps", "log.", "eval.", "guard.", "device", "threads", "resume", "name")
 
 
 def resolve(cfg: Config) -> Config:
@@ -82,7 +84,7 @@ def check_resumable(saved: Config, wanted: Config, run_dir: Path) -> None:
         k = changed[0]
         more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
         raise UserError(f"cannot resume {run_dir} with a changed config: {k} was {a.get(k)!r}, now {b.get(k)!r}{more}; "
-                        f"only steps, log.*, eval.*, device and threads may change")
+                        f"only steps, log.*, eval.*, guard.*, device and threads may change")
 
 
 def write_config(cfg: Config, run_dir: Path) -> None:
@@ -139,8 +141,8 @@ def _new_run(cfg: Config, out: Path) -> tuple[Config, Path]:
     return cfg, run_dir
 
 
-def create_run(cfg: Config, run_dir: Path, resuming: bool) -> None:
-    """Make the folder of a new run (never an existing one) and write its config."""
+def create_run(cfg: Config, run_dir: Path, resuming: bool) -> RunLock:
+    """Make the folder of a new run (never an existing one), lock it and write its config."""
     if not resuming:
         try:
             run_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -149,7 +151,34 @@ def create_run(cfg: Config, run_dir: Path, resuming: bool) -> None:
             raise UserError(f"run folder {run_dir} appeared while starting; choose another name=") from None
         except OSError as e:
             raise UserError(f"cannot create run folder {run_dir}: {e.strerror or e}") from None
+    lock = hold_lock(run_dir)
     write_config(cfg, run_dir)
+    return lock
+
+
+class RunLock:
+    """An exclusive flock on <run>/.lock while a process trains the run; the kernel drops it when the
+    process dies, even by SIGKILL, so a stale lock never blocks a resume."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def hold_lock(run_dir: Path) -> RunLock:
+    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UserError(f"{run_dir} is being trained by another process; wait for it or stop it first") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return RunLock(fd)
 
 
 def load_saved_config(run_dir: Path) -> Config:
@@ -178,7 +207,7 @@ def start(preset: Optional[str], overrides: tuple, out: Path, resume: Optional[P
     trainer = trainer_class(cfg)(cfg, run_dir, progress)
     d.barrier()                                   # every rank has planned before the folder exists
     if d.main:
-        create_run(cfg, run_dir, resuming)
+        trainer._lock = create_run(cfg, run_dir, resuming)
     d.barrier()
     trainer.resumed = resuming and trainer.resume_from_checkpoint()
     if d.main:

@@ -128,7 +128,7 @@ class TranslationTrainer(Trainer):
         rows = torch.stack([as_rgb(t.float(), c) for t in cols], 1).flatten(0, 1)
         arr = grid(rows, nrow=len(cols))
         stem = folder / f"step-{self.step:07d}"
-        np.savez_compressed(str(stem) + ".npz", x=out.cpu().numpy().astype(np.float16))
+        checkpoint.atomic_savez(stem.with_suffix(".npz"), x=out.cpu().numpy().astype(np.float16))
         png = png_bytes(arr)
         checkpoint.atomic_write_bytes(png, stem.with_suffix(".png"))
         if self.tb is not None:
