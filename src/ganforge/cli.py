@@ -338,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_report(sub)
     from .servecmd import add_parser as add_serve
     add_serve(sub)
+    from .exportcmd import add_parser as add_export
+    add_export(sub)
 
     c = sub.add_parser("config", help="print the resolved config of a preset with overrides")
     c.add_argument("items", nargs="*", metavar="CONFIG|key=value")

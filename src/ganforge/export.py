@@ -1,0 +1,250 @@
+"""A run's generator as one safetensors file, and the way back: ``export_generator`` and ``load_generator``.
+
+A checkpoint (train.checkpoint) is a ``torch.save`` pickle: fine for resuming
+one's own runs, but a pickle from elsewhere is a program, not data. The file
+written here holds the generator's ``state_dict`` in the safetensors format of
+Hugging Face (huggingface/safetensors, README "Format": an 8-byte little-endian
+header length, a JSON header naming each tensor's dtype, shape and byte range
+plus an optional ``__metadata__`` map of strings to strings, then the raw
+tensor bytes), so reading it parses JSON and copies bytes and never runs code.
+
+``__metadata__`` holds ``format`` = "ganforge-generator", ``format_version`` =
+"1" and ``ganforge``: a JSON object with everything needed to rebuild the
+network with nets.build_nets: the resolved ``config`` dict, the data ``shape``
+(and ``shape_a``, the input images of pix2pix and CycleGAN), the ``classes``
+of the data, ``n_classes``, ``z_dim``, the ``step`` and ``weights`` ("ema" or
+"raw") it was taken from, the ``checkpoint`` file name and the ganforge
+``version``. The file is written to a temporary name, fsynced and renamed, so
+a kill never leaves half a file under the final name.
+
+    ganforge export runs/ring-mlp --out ring.safetensors
+    G = ganforge.load_generator("ring.safetensors")
+    x = G.sample(1000, seed=0)        # == ganforge.load_run("runs/ring-mlp").sample(1000, seed=0)
+"""
+from __future__ import annotations
+
+import json
+import os
+import types
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+
+from .errors import UserError
+
+FORMAT = "ganforge-generator"
+FORMAT_VERSION = 1
+SUFFIX = ".safetensors"
+
+
+# ---------------------------------------------------------------- writing
+
+def _checkpoint_state(run_dir: Path, which: str) -> tuple[Path, dict]:
+    """(file, state) of the run's checkpoint: ``latest``, ``best`` or a checkpoint file; never unpickles code."""
+    from .train import checkpoint
+    if which == "latest":
+        folder = run_dir / "checkpoints"
+        found = checkpoint.latest(folder)
+        if found is None:
+            files = checkpoint.list_checkpoints(folder)
+            if not files:
+                raise UserError(f"{run_dir} has no checkpoint yet")
+            try:
+                checkpoint.load(files[-1])      # raises: says why the newest one does not load
+            except UserError as e:
+                if len(files) == 1:
+                    raise
+                raise UserError(f"none of the {len(files)} checkpoints in {folder} loads safely; the newest: {e}") from None
+            raise UserError(f"no checkpoint in {folder} loads safely")        # one was replaced meanwhile
+        return found
+    path = run_dir / "checkpoints" / "best.pt" if which == "best" else Path(which)
+    if which == "best" and not path.is_file():
+        raise UserError(f"{run_dir} has no checkpoints/best.pt: train with eval.best=METRIC to keep one")
+    if not path.is_file():
+        raise UserError(f"--checkpoint takes best, latest or a checkpoint file; {path} is not a file")
+    return path, checkpoint.load(path)
+
+
+def export_generator(run_dir: Union[str, Path], out: Union[str, Path], which: str = "latest", raw: bool = False,
+                     force: bool = False) -> dict:
+    """Write the generator of the run in ``run_dir`` to ``out`` (a .safetensors file); return its metadata.
+
+    ``which``: "latest" (the newest checkpoint that loads), "best" (checkpoints/best.pt) or a checkpoint
+    file; ``raw``: the trained G rather than its moving average (runs without EMA always give G)."""
+    from . import __version__
+    from .nets import build_nets
+    from .train.run import load_saved_config
+    run_dir, out = Path(run_dir), Path(out)
+    if out.suffix != SUFFIX:
+        raise UserError(f"--out must end in {SUFFIX}, got {out.name}")
+    if out.exists() and not force:
+        raise UserError(f"{out} exists; choose another --out or add --force to replace it")
+    if out.is_dir():
+        raise UserError(f"{out} is a folder; --out names the file to write")
+    cfg = load_saved_config(run_dir)
+    info_path = run_dir / "run.json"
+    if not info_path.is_file():
+        raise UserError(f"{run_dir} has no run.json: the run never started")
+    info = json.loads(info_path.read_text())
+    ckpt, state = _checkpoint_state(run_dir, which)
+    use_ema = not raw and state.get("G_ema") is not None
+    classes = list(info.get("classes") or [])
+    shape, shape_a = tuple(info["shape"]), tuple(info.get("shape_a", ()))
+    G, _ = build_nets(cfg.model, shape, len(classes), shape_a)
+    try:        # through the architecture: the file holds exactly what the config's G takes
+        G.load_state_dict(state["G_ema"] if use_ema else state["G"])
+    except RuntimeError as e:
+        raise UserError(f"{ckpt} does not fit the config of {run_dir} ({str(e).splitlines()[0][:160]})") from None
+    meta = {"config": cfg.to_dict(), "shape": list(shape), "classes": classes, "n_classes": int(G.n_classes),
+            "z_dim": int(G.z_dim), "step": int(state["step"]), "weights": "ema" if use_ema else "raw",
+            "checkpoint": ckpt.name, "run": run_dir.resolve().name, "version": __version__}
+    if shape_a:
+        meta["shape_a"] = list(shape_a)
+    # clones: safetensors refuses tensors that share memory, and wants them contiguous
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in G.state_dict().items()}
+    _atomic_save_file(tensors, {"format": FORMAT, "format_version": str(FORMAT_VERSION),
+                                "ganforge": json.dumps(meta)}, out)
+    return meta
+
+
+def _atomic_save_file(tensors: dict, metadata: dict, path: Path) -> None:
+    """The safetensors bytes written to a temporary file beside ``path``, fsynced, then renamed over it.
+    (Through open(), not safetensors' save_file, whose files are private to their owner (mode 0600).)"""
+    from safetensors.torch import save
+    data = save(tensors, metadata=metadata)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    try:
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------- reading
+
+def read_metadata(path: Union[str, Path]) -> dict:
+    """The ``ganforge`` metadata of a generator file, checked; reads the header only."""
+    from safetensors import safe_open
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+    except Exception as e:          # safetensors' own error type for a file that is not one
+        raise UserError(f"{path} is not a safetensors file ({str(e).splitlines()[0][:160] if str(e) else type(e).__name__})") from None
+    if header.get("format") != FORMAT:
+        raise UserError(f"{path} is not a ganforge generator (its metadata has no format={FORMAT}); "
+                        f"write one with ganforge export RUN --out FILE{SUFFIX}")
+    try:
+        version = int(header.get("format_version", ""))
+    except ValueError:
+        raise UserError(f"{path} has a format_version that is not a number: {header.get('format_version')!r}") from None
+    if version > FORMAT_VERSION:
+        raise UserError(f"{path} was written by a newer ganforge (generator format {version}, this version "
+                        f"reads up to {FORMAT_VERSION}); upgrade ganforge")
+    try:
+        meta = json.loads(header["ganforge"])
+    except (KeyError, ValueError):
+        raise UserError(f"{path} has no readable ganforge metadata (a JSON object under 'ganforge')") from None
+    if not isinstance(meta, dict) or not all(k in meta for k in ("config", "shape")):
+        raise UserError(f"{path}: its ganforge metadata lacks the config or the data shape")
+    return meta
+
+
+def _rebuild(path: Path, meta: dict):
+    """(config, G) built from the metadata, with fresh weights."""
+    from .config import from_dict
+    from .nets import FAMILIES, build_nets
+    raw = meta["config"]
+    family = (raw.get("model") or {}).get("name") if isinstance(raw, dict) else None
+    if family not in FAMILIES:
+        raise UserError(f"{path} needs the model family {family!r}, which this ganforge does not have "
+                        f"(families: {', '.join(FAMILIES)})")
+    try:
+        cfg = from_dict(raw)
+        G, _ = build_nets(cfg.model, tuple(meta["shape"]), len(meta.get("classes") or ()),
+                          tuple(meta.get("shape_a") or ()))
+    except UserError as e:
+        raise UserError(f"the config in {path} does not build here: {e}") from None
+    return cfg, G
+
+
+def _check_fit(path: Path, G: torch.nn.Module, tensors: dict) -> None:
+    """One sentence naming the first mismatch between the file's tensors and the architecture."""
+    want = G.state_dict()
+    missing = [k for k in want if k not in tensors]
+    extra = [k for k in tensors if k not in want]
+    shapes = [k for k in want if k in tensors and tuple(want[k].shape) != tuple(tensors[k].shape)]
+    name = G.__class__.__name__
+    if missing or extra:
+        what = (f"lacks {missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")) if missing \
+            else (f"has {extra[0]}, which it does not use" + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""))
+        raise UserError(f"the weights in {path} do not fit the {name} its config builds: the file {what}")
+    if shapes:
+        k = shapes[0]
+        raise UserError(f"the weights in {path} do not fit the {name} its config builds: {k} is "
+                        f"{tuple(tensors[k].shape)} in the file, {tuple(want[k].shape)} in the network")
+
+
+def load_generator(path: Union[str, Path], device: str = "cpu") -> torch.nn.Module:
+    """The generator in a file of ``ganforge export``, in eval mode, without unpickling anything.
+
+    It is the family's own module (state_dict keys as in the file) with attributes ``config`` (Config),
+    ``z_dim``, ``n_classes``, ``classes``, ``shape`` (of a sample), ``shape_a`` (image-to-image: of an
+    input), ``step``, ``weights`` ("ema" or "raw") and ``meta`` (the file's ganforge metadata), and the
+    methods ``sample(n, seed=0, truncation=None, label=None, z=None)`` (what ``load_run(run).sample``
+    gives: images in [-1, 1] or toy points) and, for pix2pix and CycleGAN, ``translate(x, direction="ab")``.
+    """
+    from safetensors.torch import load_file
+
+    from .train.setup import pick_device
+    path = Path(path)
+    meta = read_metadata(path)
+    cfg, G = _rebuild(path, meta)
+    tensors = load_file(str(path), device="cpu")
+    _check_fit(path, G, tensors)
+    G.load_state_dict(tensors)
+    G.to(pick_device(device)).eval().requires_grad_(False)
+    G.config, G.meta, G.source = cfg, meta, path
+    G.shape, G.shape_a = tuple(meta["shape"]), tuple(meta.get("shape_a") or ())
+    G.classes, G.step, G.weights = list(meta.get("classes") or []), int(meta.get("step", 0)), meta.get("weights", "")
+    G.sample, G.translate = types.MethodType(sample, G), types.MethodType(translate, G)
+    return G
+
+
+def _as_run(G: torch.nn.Module):
+    """A Run view of a loaded generator, so that sampling and translating are load_run's, to the bit."""
+    from .api import Run
+    info = {"shape": list(G.shape), "classes": G.classes}
+    if G.shape_a:
+        info["shape_a"] = list(G.shape_a)
+    return Run(G.source, G.config, G, None, None, G.step, info)
+
+
+@torch.no_grad()
+def sample(G: torch.nn.Module, n: int, seed: int = 0, truncation: Optional[float] = None, label=None,
+           z: Optional[torch.Tensor] = None, batch: int = 256) -> torch.Tensor:
+    """``n`` samples of a generator from load_generator, on the CPU: what ``Run.sample(n, seed, ...)`` gives."""
+    if G.shape_a:
+        raise UserError(f"{G.source} holds a {G.config.model.name} generator: it translates images "
+                        "(G.translate(x)) and draws nothing from z")
+    return _as_run(G).sample(n, seed=seed, truncation=truncation, batch=batch, label=label, z=z)
+
+
+def translate(G: torch.nn.Module, x: torch.Tensor, direction: str = "ab") -> torch.Tensor:
+    """Images of domain A translated to B (CycleGAN: ``direction="ba"`` for B to A), as ``Run.translate``."""
+    return _as_run(G).translate(x, direction=direction)
