@@ -45,18 +45,9 @@ def _checkpoint_state(run_dir: Path, which: str) -> tuple[Path, dict]:
     from .train import checkpoint
     if which == "latest":
         folder = run_dir / "checkpoints"
-        found = checkpoint.latest(folder)
+        found = checkpoint.latest(folder)      # names a refused newer file; raises when none loads
         if found is None:
-            files = checkpoint.list_checkpoints(folder)
-            if not files:
-                raise UserError(f"{run_dir} has no checkpoint yet")
-            try:
-                checkpoint.load(files[-1])      # raises: says why the newest one does not load
-            except UserError as e:
-                if len(files) == 1:
-                    raise
-                raise UserError(f"none of the {len(files)} checkpoints in {folder} loads safely; the newest: {e}") from None
-            raise UserError(f"no checkpoint in {folder} loads safely")        # one was replaced meanwhile
+            raise UserError(f"{run_dir} has no checkpoint yet")
         return found
     path = run_dir / "checkpoints" / "best.pt" if which == "best" else Path(which)
     if which == "best" and not path.is_file():

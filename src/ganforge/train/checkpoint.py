@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -88,12 +89,22 @@ def remove_stale(folder: Path) -> int:
     return n
 
 
+def _reason(e: Exception) -> str:
+    """The informative line of torch.load's error (for a refused pickle: the global it would have called)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+    for line in text.splitlines():
+        if "WeightsUnpickler error:" in line:
+            return "it would run code: " + line.split("WeightsUnpickler error:", 1)[1].strip().split(". ")[0]
+    first = text.strip().splitlines()[0] if text.strip() else "unreadable"
+    return first.split(". ")[0][:200]
+
+
 def load(path: Path, map_location="cpu") -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
         raise UserError(f"{path} is not a ganforge checkpoint that loads safely ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0][:200] if str(e) else 'unreadable'})") from None
+                        f"{_reason(e)})") from None
     if not isinstance(state, dict) or "format" not in state:
         raise UserError(f"{path} is not a ganforge checkpoint (no format field)")
     if state["format"] > FORMAT:
@@ -102,13 +113,27 @@ def load(path: Path, map_location="cpu") -> dict:
     return state
 
 
-def latest(folder: Path, map_location="cpu") -> Optional[tuple[Path, dict]]:
-    """The newest checkpoint that loads, or None."""
+def _warn(message: str) -> None:
+    print(f"ganforge: warning: {message}", file=sys.stderr)
+
+
+def latest(folder: Path, map_location="cpu", warn=_warn) -> Optional[tuple[Path, dict]]:
+    """The newest checkpoint that loads, or None when there is none at all. Newer files that do not load
+    are named in one warning; when files exist and none loads, a UserError names the newest and why."""
+    refused = []
     for p in reversed(list_checkpoints(folder)):
         try:
-            return p, load(p, map_location)
-        except UserError:
+            found = p, load(p, map_location)
+        except UserError as e:
+            refused.append(str(e))
             continue
+        if refused and warn is not None:
+            more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+            warn(f"using {p.name}: {refused[0]}{more}")
+        return found
+    if refused:
+        raise UserError(f"no checkpoint in {folder} loads; the newest: {refused[0]}"
+                        + (f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""))
     return None
 
 
