@@ -18,7 +18,7 @@ from ganforge.train import checkpoint
 from conftest import assert_same_tensors
 
 SMALL_P2P = ["model=pix2pix", "model.g_width=8", "model.d_width=8", "model.d_layers=1", "batch_size=8",
-             "log.samples_every=100", "eval.every=0", "log.progress=off"]
+             "log.samples_every=100", "eval.metrics=none", "log.progress=off"]
 
 
 def _train(argv, out):
@@ -36,7 +36,7 @@ def ring(tmp_path_factory):
 @pytest.fixture(scope="module")
 def conditional_dcgan(tmp_path_factory):
     tiny = ["model.g_width=8", "model.d_width=8", "model.z_dim=16", "batch_size=16", "log.progress=off"]
-    return _train(["model.conditional=true", "steps=3", "log.samples_every=100", "eval.every=0", *tiny],
+    return _train(["model.conditional=true", "steps=3", "log.samples_every=100", "eval.metrics=none", *tiny],
                   tmp_path_factory.mktemp("dcgan"))
 
 
