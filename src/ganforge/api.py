@@ -177,7 +177,12 @@ def load_run(path: Union[str, Path], device: str = "cpu", which: str = "latest")
     info_path = path / "run.json"
     if not info_path.is_file():
         raise UserError(f"{path} has no run.json: the run never started")
-    info = json.loads(info_path.read_text())
+    try:
+        info = json.loads(info_path.read_text())
+        tuple(info["shape"])
+    except (ValueError, KeyError, TypeError):
+        raise UserError(f"{info_path} is damaged (not the JSON with the data's shape that ganforge writes); "
+                        f"ganforge train --resume {path} writes it again") from None
     if which == "best":
         best = path / "checkpoints" / "best.pt"
         if not best.is_file():
@@ -187,7 +192,7 @@ def load_run(path: Union[str, Path], device: str = "cpu", which: str = "latest")
         found = checkpoint.latest(path / "checkpoints")
     if found is None:
         raise UserError(f"{path} has no checkpoint yet")
-    _, state = found
+    ckpt, state = found
     G, D = build_nets(cfg.model, tuple(info["shape"]), len(info.get("classes") or ()),   # weights replaced below
                       tuple(info.get("shape_a", ())))
     dev = pick_device(device)
@@ -198,7 +203,7 @@ def load_run(path: Union[str, Path], device: str = "cpu", which: str = "latest")
         if G_ema is not None:
             G_ema.load_state_dict(state["G_ema"])
     except RuntimeError as e:
-        raise UserError(f"the checkpoint in {path} does not fit its config ({str(e).splitlines()[0][:160]})") from None
+        raise checkpoint.misfit(ckpt, state, cfg.model.name, e) from None
     for m in (G, D, G_ema):
         if m is not None:
             m.to(dev).eval().requires_grad_(False)

@@ -37,6 +37,19 @@ def _split_args(items: list[str]) -> tuple[str | None, list[str]]:
     return preset, overrides
 
 
+def check_out(out: Path, force: bool) -> None:
+    """--out may be written: no folder there, no existing file unless --force, no file where a folder must be."""
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give a file name")
+    if out.exists() and not force:
+        raise UserError(f"{out} exists; choose another --out or add --force to replace it")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"--out {out} cannot be written: {parent} is a file, not a folder")
+            break
+
+
 def _torchrun(n: int, argv: list[str]) -> int:
     """Relaunch this train command as n processes under torchrun (gloo on CPUs, NCCL on GPUs)."""
     import os
@@ -140,8 +153,7 @@ def cmd_sample(a) -> int:
     out = Path(a.out)
     if out.suffix not in (".png", ".npz"):
         raise UserError(f"--out must end in .png (a grid) or .npz (array x), got {out.name}")
-    if out.exists() and not a.force:
-        raise UserError(f"{out} exists; choose another --out or add --force to replace it")
+    check_out(out, a.force)
     if a.n < 1:
         raise UserError(f"-n must be at least 1, got {a.n}")
     if sum(v is not None and v is not False for v in (a.label, a.per_class, a.interpolate)) > 1:
@@ -212,8 +224,7 @@ def cmd_data(a) -> int:
     out = Path(a.out)
     if out.suffix != ".png":
         raise UserError(f"--out must be a .png file, got {out.name}")
-    if out.exists() and not a.force:
-        raise UserError(f"{out} exists; choose another --out or add --force to replace it")
+    check_out(out, a.force)
     ds = load_dataset(cfg.data)
     out.parent.mkdir(parents=True, exist_ok=True)
     if ds.kind == "image":

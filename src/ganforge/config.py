@@ -316,13 +316,16 @@ def read_yaml(path: Path) -> dict:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
-        raise UserError(f"{path} is not valid YAML{at}") from None
+        problem = f" ({e.problem})" if getattr(e, "problem", None) else ""
+        raise UserError(f"{path} is not valid YAML{at}{problem}; a config file maps keys to values, one "
+                        "'key: value' a line (ganforge config --keys lists the keys)") from None
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise UserError(f"{path} must hold a mapping of config keys, not a {type(data).__name__}")
+        raise UserError(f"{path} must hold a mapping of config keys, not a {type(data).__name__}: one 'key: value' "
+                        "a line, e.g. 'steps: 1000'" + (", without a leading '- '" if isinstance(data, list) else ""))
     return data
 
 

@@ -18,16 +18,29 @@ from .errors import UserError
 from .metrics.evaluate import Evaluator, Settings
 
 
-def append_result(path: Path, record: dict) -> None:
-    """Add ``record`` to the evaluations in ``path`` (written atomically)."""
+def existing_results(path: Path) -> dict:
+    """The evaluations already in ``path`` ({"evaluations": []} if there is none); a file that is not a ganforge
+    eval file, or a file where a folder must be, is refused."""
     old = {"evaluations": []}
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"--out {path} cannot be written: {parent} is a file, not a folder")
+            break
     if path.is_file():
         try:
             old = json.loads(path.read_text())
         except ValueError:
-            raise UserError(f"{path} exists but is not JSON; give another --out") from None
+            raise UserError(f"{path} exists but is not JSON; --out adds to a ganforge eval file (JSON), so give "
+                            "another --out") from None
         if not isinstance(old, dict) or not isinstance(old.get("evaluations"), list):
             raise UserError(f"{path} exists but is not a ganforge eval file; give another --out")
+    return old
+
+
+def append_result(path: Path, record: dict) -> None:
+    """Add ``record`` to the evaluations in ``path`` (written atomically)."""
+    old = existing_results(path)
     old["evaluations"].append(record)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -127,6 +140,7 @@ def run_eval(a) -> int:
         out = Path(a.out) if a.out else Path("eval.json")
     if out.exists() and out.is_dir():
         raise UserError(f"--out {out} is a folder; give a .json file")
+    existing_results(out)                    # refused before the work, not after it
     ev = Evaluator(real, s)
     result = ev(fake, n)
     if a.run and run.n_classes:              # class-conditional: the samples were drawn for labels 0, 1, ... in turn

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import os
 import pickle
 import struct
@@ -45,9 +46,13 @@ def _need_dir(path: Path, what: str) -> None:
 
 # ------------------------------------------------------------------ folder
 
-def _list_images(root: Path) -> tuple[list[Path], int]:
+def _list_images(root: Path, hidden: "list | None" = None) -> tuple[list[Path], int]:
+    """(image files, how many other files) below ``root``; hidden files and folders (.name) are left out,
+    and added to ``hidden`` when it is given."""
     files, skipped = [], 0
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        if hidden is not None:
+            hidden += [Path(dirpath) / n for n in sorted(dirnames + filenames) if n.startswith(".")]
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if name.startswith("."):
@@ -67,12 +72,13 @@ def _decode(path: Path, channels: int, side: int) -> np.ndarray:
 
 
 def image_to_array(im, channels: int, side: int) -> np.ndarray:
-    """A PIL image as uint8 (channels, side, side): 16-bit scaled to 8, transparency over white, centre-cropped
-    to a square and resized (bicubic)."""
+    """A PIL image as uint8 (channels, side, side): 16-bit scaled to 8 (I;16: 65535 is white; 32-bit I: 65535
+    if any value exceeds 255, else 255), transparency over white, palettes looked up, CMYK converted,
+    centre-cropped to a square and resized (bicubic)."""
     from PIL import Image, ImageOps
     if im.mode.startswith("I;16") or im.mode == "I":
         a = np.asarray(im, dtype=np.float32)
-        a = a / (65535.0 if a.max() > 255 else 255.0)
+        a = a / (65535.0 if im.mode != "I" or a.max() > 255 else 255.0)
         im = Image.fromarray((a.clip(0, 1) * 255).round().astype(np.uint8), "L")
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
@@ -118,13 +124,40 @@ def _folder_channels(files: list[Path]) -> int:
     return 1
 
 
+IMAGE_KINDS = "PNG, JPEG, BMP, WebP or GIF"
+
+
+def _why(path: Path, root: Path) -> str:
+    """'name: the decoder's reason' for an image file that does not decode."""
+    try:
+        _decode(path, 3, 8)
+        reason = "unreadable"
+    except Exception as e:                 # the decoder's own words, first line
+        reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+    if path.stat().st_size == 0:
+        reason = "an empty file"
+    return f"{path.relative_to(root)}: {reason}"
+
+
+def skipped_line(root: Path, bad: list, non_images: int, hidden: int) -> str:
+    """One line that counts what a folder of images held besides usable images, naming the unreadable ones."""
+    parts = []
+    if bad:
+        names = ", ".join(str(p.relative_to(root)) for p in bad[:3]) + (", ..." if len(bad) > 3 else "")
+        parts.append(f"{len(bad)} unreadable: {names}")
+    parts += [f"{n} {w}" for n, w in ((non_images, "not images"), (hidden, "hidden")) if n]
+    return f"skipped {len(bad) + non_images + hidden} files in {root} ({'; '.join(parts)})"
+
+
 def load_folder(path: str, channels, resolution, labels: bool):
     root = Path(path).expanduser()
     _need_dir(root, "image folder")
-    files, non_images = _list_images(root)
+    hidden: list = []
+    files, non_images = _list_images(root, hidden)
     if not files:
-        raise UserError(f"no images (png, jpg, jpeg, bmp, webp, gif) found under {root}"
-                        + (f"; {non_images} other files skipped" if non_images else ""))
+        others = [f"{n} {w}" for n, w in ((non_images, "not images"), (len(hidden), "hidden")) if n]
+        raise UserError(f"no images under {root} ({'; '.join(others) or 'the folder is empty'}); "
+                        f"give a folder of {IMAGE_KINDS} files")
     side = resolution or 64
     channels = channels or _folder_channels(files)
     classes = None
@@ -144,10 +177,11 @@ def load_folder(path: str, channels, resolution, labels: bool):
         if classes is not None:
             ys.append(classes.index(p.relative_to(root).parts[0]))
     if not arrays:
-        raise UserError(f"none of the {len(files)} image files under {root} could be read (e.g. {bad[0].name})")
-    if bad or non_images:
-        print(f"ganforge: {root}: {len(arrays)} images used; skipped {len(bad)} unreadable"
-              f" and {non_images} non-image files", file=sys.stderr)
+        raise UserError(f"none of the {len(files)} image files under {root} could be read ({_why(bad[0], root)}); "
+                        f"give a folder of {IMAGE_KINDS} files")
+    if bad or non_images or hidden:
+        print(f"ganforge: {skipped_line(root, bad, non_images, len(hidden))}; using {len(arrays)} images",
+              file=sys.stderr)
     x = torch.from_numpy(np.stack(arrays).astype(np.float32) / 255.0)
     y = torch.tensor(ys, dtype=torch.int64) if classes is not None else None
     return x, y, classes
@@ -158,7 +192,8 @@ def load_folder(path: str, channels, resolution, labels: bool):
 def load_npz(path: str):
     p = Path(path).expanduser()
     if not p.is_file():
-        raise UserError(f"npz file {p} does not exist")
+        raise UserError(f"npz file {p} " + ("is a folder; give the .npz file itself (or data=folder:PATH for "
+                                            "images)" if p.is_dir() else "does not exist"))
     try:
         with np.load(p, allow_pickle=False) as z:
             if "x" not in z.files:
@@ -168,7 +203,15 @@ def load_npz(path: str):
     except UserError:
         raise
     except Exception as e:
-        raise UserError(f"{p} is not a readable npz file ({type(e).__name__})") from None
+        with open(p, "rb") as f:
+            head = f.read(6)
+        reason = f"{type(e).__name__}: {str(e).splitlines()[0][:100]}" if str(e) else type(e).__name__
+        what = ("a single .npy array, not an .npz archive" if head == b"\x93NUMPY" else
+                "an npz of Python objects ('x' must hold numbers: npz files are read without pickle)"
+                if "allow_pickle" in reason else
+                "not an npz file (an npz is a zip archive; this file is not one)" if head[:2] != b"PK" else
+                f"a damaged npz archive, perhaps cut short ({reason})")
+        raise UserError(f"{p} is {what}; write one with np.savez(PATH, x=array)") from None
     if x.shape[0] == 0:
         raise UserError(f"{p}: 'x' holds no samples")
     if y is not None:
@@ -208,13 +251,17 @@ def read_idx(path: Path) -> np.ndarray:
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise UserError(f"cannot read IDX file {path}: {e}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES or raw[3] == 0:
-        raise UserError(f"{path} is not an IDX file (bad magic number)")
+        what = "bad magic number " + raw[:4].hex(" ") if raw else "the file is empty"
+        raise UserError(f"{path} is not an IDX file ({what}; MNIST's files start 00 00 08 03 for images, "
+                        "00 00 08 01 for labels)")
     ndim = raw[3]
     if len(raw) < 4 + 4 * ndim:
         raise UserError(f"{path}: IDX header is truncated")
     dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
     dtype = np.dtype(_IDX_TYPES[raw[2]])
-    need = int(np.prod(dims)) * dtype.itemsize
+    if 0 in dims:
+        raise UserError(f"{path}: IDX header says shape {dims}, which holds no values")
+    need = math.prod(dims) * dtype.itemsize            # Python ints: a bogus header cannot overflow
     body = raw[4 + 4 * ndim:]
     if len(body) != need:
         raise UserError(f"{path}: IDX header says {dims} ({need} bytes) but the file holds {len(body)} bytes")
@@ -277,7 +324,8 @@ def _unpickle(path: Path) -> dict:
         with open(path, "rb") as f:
             d = _SafeUnpickler(io.BytesIO(f.read()), encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as e:
-        raise UserError(f"{path} is not a CIFAR-10 python batch ({e})") from None
+        raise UserError(f"{path} is not a CIFAR-10 python batch ({e}); give the folder extracted from "
+                        "cifar-10-python.tar.gz") from None
     if not isinstance(d, dict):
         raise UserError(f"{path} is not a CIFAR-10 python batch (not a dict)")
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
@@ -297,10 +345,13 @@ def load_cifar10(path: str):
         data, labels = d.get("data"), d.get("labels")
         if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
             raise UserError(f"{b}: 'data' must be a uint8 array of shape (N, 3072)")
-        if labels is None or len(labels) != len(data):
-            raise UserError(f"{b}: 'labels' must list one label per image")
+        if len(data) == 0:
+            raise UserError(f"{b}: 'data' holds no images (shape {data.shape})")
+        lab = np.asarray(labels if isinstance(labels, (list, tuple, np.ndarray)) else [])
+        if lab.shape != (len(data),) or lab.dtype.kind not in "iu" or lab.min() < 0 or lab.max() > 9:
+            raise UserError(f"{b}: 'labels' must list one class index 0..9 per image ({len(data)} of them)")
         xs.append(data.reshape(-1, 3, 32, 32))
-        ys.append(np.asarray(labels, dtype=np.int64))
+        ys.append(lab.astype(np.int64))
     classes = [str(i) for i in range(10)]
     meta = root / "batches.meta"
     if meta.is_file():

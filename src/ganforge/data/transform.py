@@ -65,7 +65,7 @@ def array_to_unit(a: np.ndarray, what: str) -> np.ndarray:
     if np.issubdtype(a.dtype, np.floating):
         a = a.astype(np.float32)
         if not np.isfinite(a).all():
-            raise UserError(f"{what} holds NaN or infinite values")
+            raise UserError(f"{what} holds NaN or infinite values; pixel values must be finite numbers")
         lo, hi = float(a.min()), float(a.max())
         if lo >= 0.0 and hi <= 1.0:
             return a
@@ -79,4 +79,5 @@ def array_to_unit(a: np.ndarray, what: str) -> np.ndarray:
         if lo < 0 or hi > 255:
             raise UserError(f"{what} integers must lie in [0, 255]; found [{lo}, {hi}]")
         return a.astype(np.float32) / 255.0
-    raise UserError(f"{what} has an unsupported dtype {a.dtype}")
+    raise UserError(f"{what} has an unsupported dtype {a.dtype}; pixel values must be uint8, uint16, bool, "
+                    "integers in [0, 255] or floats")

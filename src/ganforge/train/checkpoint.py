@@ -103,14 +103,31 @@ def load(path: Path, map_location="cpu") -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        raise UserError(f"{path} is not a ganforge checkpoint that loads safely ({type(e).__name__}: "
-                        f"{_reason(e)})") from None
+        empty = os.path.isfile(path) and os.path.getsize(path) == 0
+        why = "an empty file" if empty else f"{type(e).__name__}: {_reason(e)}"
+        if "central directory" in why:         # torch's words for a zip cut short
+            why += "; the file is cut short"
+        raise UserError(f"{path} is not a ganforge checkpoint that loads safely ({why})") from None
     if not isinstance(state, dict) or "format" not in state:
         raise UserError(f"{path} is not a ganforge checkpoint (no format field)")
     if state["format"] > FORMAT:
         raise UserError(f"{path} was written by a newer ganforge (checkpoint format {state['format']}, "
                         f"this version reads up to {FORMAT}); upgrade ganforge")
     return state
+
+
+def misfit(path, state: dict, model: str, err: Exception) -> UserError:
+    """The one line for a checkpoint whose weights do not fit the run's model (``model``: the family's name):
+    one written by another family, or by the same family with other sizes; either way another run's file."""
+    saved = state.get("config", {}).get("model", {}) if isinstance(state.get("config"), dict) else {}
+    other = saved.get("name") if isinstance(saved, dict) else None
+    if other and other != model:
+        what = f"holds model {other}, but the run's config.yaml says model {model}"
+    else:
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        what = f"does not fit the run's {model} model ({(lines[1:] or lines or ['?'])[0][:160]})"
+    return UserError(f"{path} {what}: it comes from another run; put back this run's own checkpoint, "
+                     "or train a new run")
 
 
 def _warn(message: str) -> None:

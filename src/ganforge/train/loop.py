@@ -164,14 +164,14 @@ class Trainer:
             s["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         return s
 
-    def load_state_dict(self, s: dict) -> None:
+    def load_state_dict(self, s: dict, where="the checkpoint") -> None:
         try:
             self.G.load_state_dict(s["G"])
             self.D.load_state_dict(s["D"])
             if self.ema and s.get("G_ema") is not None:
                 self.ema.module.load_state_dict(s["G_ema"])
         except RuntimeError as e:
-            raise UserError(f"the checkpoint's weights do not fit this model ({str(e).splitlines()[0][:160]})") from None
+            raise checkpoint.misfit(where, s, self.cfg.model.name, e) from None
         self.opt_g.load_state_dict(s["opt_g"])
         self.opt_d.load_state_dict(s["opt_d"])
         self.batches.load_state_dict(s["batches"])
@@ -193,7 +193,7 @@ class Trainer:
         found = checkpoint.latest(self.run_dir / "checkpoints", map_location="cpu")
         if found is None:
             return False
-        self.load_state_dict(found[1])
+        self.load_state_dict(found[1], found[0])
         return True
 
     # ------------------------------------------------------------ outputs

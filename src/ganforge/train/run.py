@@ -95,7 +95,8 @@ def write_config(cfg: Config, run_dir: Path) -> None:
 def _saved_config(run_dir: Path) -> tuple[dict, Config]:
     path = run_dir / "config.yaml"
     if not path.is_file():
-        raise UserError(f"{run_dir} is not a ganforge run folder (no config.yaml)")
+        raise UserError(f"{run_dir} is not a ganforge run folder (no config.yaml); give a folder that "
+                        "ganforge train made, e.g. runs/NAME")
     raw = read_yaml(path)
     return raw, from_dict(raw)
 
@@ -113,7 +114,8 @@ def plan_run(preset: Optional[str], overrides: tuple, out: Path, resume: Optiona
             return _new_run(resolve(cfg), out) + (False,)
     run_dir = Path(resume)
     if not run_dir.is_dir():
-        raise UserError(f"cannot resume {run_dir}: no such run folder")
+        raise UserError(f"cannot resume {run_dir}: " + ("it is a file; give a run folder (RUNS/NAME, with config.yaml)"
+                                                        if run_dir.exists() else "no such run folder"))
     raw, saved = _saved_config(run_dir)
     wanted = build(raw_from(preset, overrides, base=None if preset else raw))
     wanted = resolve(wanted)
@@ -142,7 +144,8 @@ def _new_run(cfg: Config, out: Path) -> tuple[Config, Path]:
 
 
 def create_run(cfg: Config, run_dir: Path, resuming: bool) -> RunLock:
-    """Make the folder of a new run (never an existing one), lock it and write its config."""
+    """Make the folder of a new run (never an existing one), lock it and write its config; resuming, only
+    lock it (:func:`start` writes the config once the checkpoint has loaded)."""
     if not resuming:
         try:
             run_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -152,7 +155,8 @@ def create_run(cfg: Config, run_dir: Path, resuming: bool) -> RunLock:
         except OSError as e:
             raise UserError(f"cannot create run folder {run_dir}: {e.strerror or e}") from None
     lock = hold_lock(run_dir)
-    write_config(cfg, run_dir)
+    if not resuming:
+        write_config(cfg, run_dir)
     return lock
 
 
@@ -209,7 +213,14 @@ def start(preset: Optional[str], overrides: tuple, out: Path, resume: Optional[P
     if d.main:
         trainer._lock = create_run(cfg, run_dir, resuming)
     d.barrier()
-    trainer.resumed = resuming and trainer.resume_from_checkpoint()
+    try:
+        trainer.resumed = resuming and trainer.resume_from_checkpoint()
+    except BaseException:
+        if trainer._lock is not None:          # a refused checkpoint: the folder stays as it was
+            trainer._lock.release()
+        raise
     if d.main:
+        if resuming:
+            write_config(cfg, run_dir)
         write_run_info(trainer)
     return trainer, resuming
