@@ -277,7 +277,7 @@ def _model_keys(raw: dict) -> list:
     name = raw.get("model", {}).get("name", ModelConfig.name) if isinstance(raw.get("model"), dict) else ModelConfig.name
     try:
         return ["model." + f.name for f in dataclasses.fields(_family_options(name))]
-    except KeyError:
+    except (KeyError, TypeError):          # no such family, or a name that is no string (a YAML list or mapping)
         return []
 
 
@@ -321,6 +321,9 @@ def read_yaml(path: Path) -> dict:
                         "'key: value' a line (ganforge config --keys lists the keys)") from None
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+    except Exception as e:     # PyYAML's constructors fail plainly on some values (2001-13-45, !!bool maybe, !!int '')
+        why = str(e).splitlines()[0][:100] if str(e) else type(e).__name__
+        raise UserError(f"{path} is not valid YAML: a value it cannot read ({why})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -355,7 +358,8 @@ def family_defaults(raw: dict) -> dict:
     """The raw tree with the chosen family's defaults (nets.Family.defaults) where nothing set those keys."""
     from .nets import FAMILIES
     model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
-    family = FAMILIES.get(model.get("name", ModelConfig.name))
+    name = model.get("name", ModelConfig.name)
+    family = FAMILIES.get(name) if isinstance(name, str) else None     # a list or mapping: _build names the mistake
     if family is None or not family.defaults:
         return raw
     raw = copy.deepcopy(raw)

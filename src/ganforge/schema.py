@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import types
 import typing
@@ -39,7 +40,12 @@ def section(cls):
 
 def field_type(cls, f: dataclasses.Field):
     """The resolved annotation of ``f`` (annotations are strings here)."""
-    return typing.get_type_hints(cls)[f.name]
+    return _hints(cls)[f.name]
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(cls) -> dict:
+    return typing.get_type_hints(cls)       # evaluates every annotation string: once per class, not per field
 
 
 def is_section(tp) -> bool:
@@ -124,7 +130,7 @@ def coerce(key: str, value: Any, tp, meta) -> Any:
             raise bad()
         try:
             out = float(value.strip() if isinstance(value, str) else value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):    # OverflowError: an int beyond any float (YAML 9999...)
             raise bad() from None
         if not math.isfinite(out):
             raise bad()

@@ -6,7 +6,8 @@
   folders are decoded by worker processes (one per core, up to 8), once,
   into one tensor that training then indexes without any decoding.
 - ``npz:PATH``: array ``x`` (N, H, W), (N, H, W, C), (N, C, H, W) or (N, d),
-  optional ``y``; loaded without pickle.
+  optional ``y`` (class indices below 100,000); loaded without pickle (an
+  object array is refused).
 - ``idx:PATH``: MNIST / Fashion-MNIST IDX files (LeCun et al. 1998; Xiao et
   al. 2017), gzipped or not: a folder with ``train-images-idx3-ubyte[.gz]``
   (and the labels file), or an images file.
@@ -49,8 +50,13 @@ def _need_dir(path: Path, what: str) -> None:
 def _list_images(root: Path, hidden: "list | None" = None) -> tuple[list[Path], int]:
     """(image files, how many other files) below ``root``; hidden files and folders (.name) are left out,
     and added to ``hidden`` when it is given."""
-    files, skipped = [], 0
+    files, skipped, seen = [], 0, set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:                   # a link back to a folder already listed (a loop, e.g. up -> ..): once
+            dirnames[:] = []
+            continue
+        seen.add(real)
         if hidden is not None:
             hidden += [Path(dirpath) / n for n in sorted(dirnames + filenames) if n.startswith(".")]
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -189,6 +195,19 @@ def load_folder(path: str, channels, resolution, labels: bool):
 
 # -------------------------------------------------------------------- npz
 
+MAX_LABEL = 100_000       # labels are class indices; a larger one is a mistake (the class list would not fit)
+
+
+def _npz_array(z, key: str, p: Path) -> np.ndarray:
+    try:
+        return z[key]
+    except ValueError as e:
+        if "allow_pickle" not in str(e):      # numpy's words for an object array read without pickle
+            raise
+        raise UserError(f"{p}: '{key}' is an array of Python objects; npz files are read without pickle, so save "
+                        f"numbers (e.g. {key}.astype(np.float32))") from None
+
+
 def load_npz(path: str):
     p = Path(path).expanduser()
     if not p.is_file():
@@ -198,8 +217,8 @@ def load_npz(path: str):
         with np.load(p, allow_pickle=False) as z:
             if "x" not in z.files:
                 raise UserError(f"{p} has no array 'x' (found: {', '.join(z.files) or 'none'})")
-            x = z["x"]
-            y = z["y"] if "y" in z.files else None
+            x = _npz_array(z, "x", p)
+            y = _npz_array(z, "y", p) if "y" in z.files else None
     except UserError:
         raise
     except Exception as e:
@@ -212,18 +231,24 @@ def load_npz(path: str):
                 "not an npz file (an npz is a zip archive; this file is not one)" if head[:2] != b"PK" else
                 f"a damaged npz archive, perhaps cut short ({reason})")
         raise UserError(f"{p} is {what}; write one with np.savez(PATH, x=array)") from None
-    if x.shape[0] == 0:
-        raise UserError(f"{p}: 'x' holds no samples")
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise UserError(f"{p}: 'x' holds no samples (shape {x.shape})")
+    if x.size == 0:
+        raise UserError(f"{p}: 'x' of shape {x.shape} holds no values")
     if y is not None:
-        if y.ndim != 1 or y.shape[0] != x.shape[0] or not np.issubdtype(y.dtype, np.integer):
+        if y.ndim != 1 or y.shape[0] != x.shape[0] or y.dtype.kind not in "iu":
             raise UserError(f"{p}: 'y' must be {x.shape[0]} integer labels, got shape {y.shape} of {y.dtype}")
-        if y.min() < 0:
-            raise UserError(f"{p}: labels in 'y' must be >= 0")
+        if y.min() < 0 or y.max() >= MAX_LABEL:
+            raise UserError(f"{p}: labels in 'y' must be class indices from 0 to {MAX_LABEL - 1}, "
+                            f"found {y.min()} to {y.max()}")
         y = torch.from_numpy(y.astype(np.int64))
     if x.ndim == 2:
-        if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x.astype(np.float64)).all():
-            raise UserError(f"{p}: 'x' must hold finite numbers")
-        return torch.from_numpy(x.astype(np.float32)), y, None
+        with np.errstate(over="ignore"):
+            v = x.astype(np.float32) if x.dtype.kind in "iuf" else None
+        if v is None or not np.isfinite(v).all():   # float64 beyond float32's 3.4e38 counts as infinite
+            raise UserError(f"{p}: 'x' must hold finite numbers (float32), got {x.dtype}"
+                            + ("" if v is None else f" from {x.min()} to {x.max()}"))
+        return torch.from_numpy(v), y, None
     if x.ndim == 3:
         x = x[:, None]
     elif x.ndim == 4:

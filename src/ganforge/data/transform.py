@@ -63,9 +63,10 @@ def array_to_unit(a: np.ndarray, what: str) -> np.ndarray:
     if a.dtype == np.bool_:
         return a.astype(np.float32)
     if np.issubdtype(a.dtype, np.floating):
-        a = a.astype(np.float32)
         if not np.isfinite(a).all():
             raise UserError(f"{what} holds NaN or infinite values; pixel values must be finite numbers")
+        with np.errstate(over="ignore"):         # beyond float32 (1e300): refused below as out of range
+            a = a.astype(np.float32)
         lo, hi = float(a.min()), float(a.max())
         if lo >= 0.0 and hi <= 1.0:
             return a
@@ -74,7 +75,7 @@ def array_to_unit(a: np.ndarray, what: str) -> np.ndarray:
         if lo >= 0.0 and hi <= 255.0:
             return a / 255.0
         raise UserError(f"{what} floats must lie in [0, 1], [-1, 1] or [0, 255]; found [{lo:g}, {hi:g}]")
-    if np.issubdtype(a.dtype, np.integer):
+    if a.dtype.kind in "iu":                   # not timedelta64, which numpy also counts as an integer
         lo, hi = int(a.min()), int(a.max())
         if lo < 0 or hi > 255:
             raise UserError(f"{what} integers must lie in [0, 255]; found [{lo}, {hi}]")
