@@ -71,7 +71,7 @@ def main() -> None:
     work = a.out or Path(tempfile.mkdtemp(prefix="ganforge-soak-"))
     run = work / "soak"
     cmd = [sys.executable, "-m", "ganforge", "train", "mnist-dcgan", "steps=10000000", "name=soak", "--out", str(work),
-           f"threads={a.threads}", f"log.keep={a.keep}", f"log.checkpoint_every={a.ckpt_every}",
+           f"threads={a.threads}", f"log.keep_last={a.keep}", f"log.checkpoint_every={a.ckpt_every}",
            f"eval.every={a.eval_every}", "eval.n=1000", "log.samples_every=1000", "log.every=100",
            "log.progress=off"]
     print(" ".join(cmd[2:]))

@@ -240,6 +240,11 @@ CASES = [
          lambda t, r: (put(t / "train-labels-idx1-ubyte", idx_bytes(np.zeros(3))),
                        show(f"idx:{put(t / 'train-images-idx3-ubyte', idx_bytes(np.zeros((2, 4, 4))))}"))[1],
          ("{t}/train-labels-idx1-ubyte: expected 2 labels, got shape (3,)",)),
+    Case("idx-labels-huge", "an int32 IDX labels file holding 2e9 (no class list of 2e9 names is built)",
+         lambda t, r: (put(t / "train-labels-idx1-ubyte", struct.pack(">BBBBI", 0, 0, 0x0C, 1, 2)
+                           + np.array([1, 2_000_000_000], ">i4").tobytes()),
+                       show(f"idx:{put(t / 'train-images-idx3-ubyte', idx_bytes(np.zeros((2, 4, 4))))}"))[1],
+         ("{t}/train-labels-idx1-ubyte: labels must be class indices from 0 to 99999", "to 2000000000")),
     # ---- CIFAR-10
     Case("cifar-not-a-pickle", "a data_batch_1 of garbage",
          lambda t, r: show(f"cifar10:{cifar_batch(t, b'garbage')}"),

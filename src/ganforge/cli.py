@@ -1,4 +1,5 @@
-"""The ``ganforge`` command: train, sample, eval, lab, data, config, report, compare, serve.
+"""The ``ganforge`` command: train, sample, eval, data, config, lab, truncation, interpolate, stylemix,
+translate, report, compare, serve, export.
 
 User mistakes print one line, ``ganforge: error: ...``, and exit with code 2;
 Ctrl-C or SIGTERM during training stops cleanly after writing a checkpoint

@@ -117,7 +117,7 @@ class LogConfig:
     every: int = opt(50, "write a line to metrics.jsonl every N steps", min=1)
     samples_every: int = opt(500, "write fixed-z sample grids every N steps", min=1)
     checkpoint_every: int = opt(500, "write a full checkpoint every N steps", min=1)
-    keep: int = opt(3, "checkpoints kept on disk (the newest)", min=1)
+    keep_last: int = opt(3, "checkpoints kept on disk, the newest (best.pt apart)", min=1)
     n_samples: Optional[int] = opt(None, "fixed-z samples per dump; null: 64 images or 1000 toy points", min=1)
     tb: bool = opt(True, "write TensorBoard event files to tb/")
     progress: str = opt("auto", "auto (a bar on a terminal, lines otherwise), bar, lines or off",
@@ -237,8 +237,12 @@ def _build(cls, raw: dict, prefix: str):
     return obj
 
 
+RENAMED = {"log.keep": "log.keep_last"}      # old key -> its name now; runs written before still load and resume
+
+
 def _set(raw: dict, dotted: str, value: Any, where: str) -> None:
-    """Put one value into the raw tree, following sections and shorthands."""
+    """Put one value into the raw tree, following sections and shorthands (and old key names)."""
+    dotted = RENAMED.get(dotted, dotted)
     parts = dotted.split(".")
     cls: Any = Config
     node = raw
@@ -378,12 +382,17 @@ def load_config(preset: Optional[str] = None, overrides: tuple = ()) -> Config:
     return build(raw_from(preset, overrides))
 
 
-def from_dict(d: dict) -> Config:
-    """A config from a plain dict (e.g. a run's config.yaml)."""
+def raw_from_dict(d: dict) -> dict:
+    """The raw tree of a plain dict (e.g. a run's config.yaml), keys checked and old names renamed."""
     raw: dict = {}
     for k, v in d.items():
         _set(raw, str(k), v, "config")
-    return build(raw)
+    return raw
+
+
+def from_dict(d: dict) -> Config:
+    """A config from a plain dict (e.g. a run's config.yaml)."""
+    return build(raw_from_dict(d))
 
 
 def dump(cfg: Config, header: str = "") -> str:

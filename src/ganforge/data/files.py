@@ -322,6 +322,9 @@ def load_idx(path: str):
         y = read_idx(labels)
         if y.ndim != 1 or len(y) != len(x):
             raise UserError(f"{labels}: expected {len(x)} labels, got shape {y.shape}")
+        if y.dtype.kind not in "iu" or y.min() < 0 or y.max() >= MAX_LABEL:
+            raise UserError(f"{labels}: labels must be class indices from 0 to {MAX_LABEL - 1}, "
+                            f"found {y.dtype} from {y.min()} to {y.max()}")
         y = torch.from_numpy(y.astype(np.int64))
     xu = torch.from_numpy(array_to_unit(np.ascontiguousarray(x), str(images))).unsqueeze(1)
     classes = [str(i) for i in range(int(y.max()) + 1)] if y is not None else None

@@ -395,7 +395,7 @@ class Trainer:
     def save_checkpoint(self) -> None:
         self.failures = 0
         if self.dist.main:
-            checkpoint.save(self.run_dir / "checkpoints", self.state_dict(), self.step, self.cfg.log.keep)
+            checkpoint.save(self.run_dir / "checkpoints", self.state_dict(), self.step, self.cfg.log.keep_last)
         self._start_state = None
 
     def _on_signal(self, signum, frame):

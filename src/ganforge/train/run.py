@@ -19,7 +19,7 @@ from typing import Optional
 
 
 from .. import __version__
-from ..config import Config, dump, from_dict, raw_from, build, read_yaml
+from ..config import Config, build, dump, raw_from, raw_from_dict, read_yaml
 from ..errors import UserError
 from ..losses import LOSSES
 from ..penalties import DEFAULT_EVERY, DEFAULT_WEIGHT
@@ -97,8 +97,8 @@ def _saved_config(run_dir: Path) -> tuple[dict, Config]:
     if not path.is_file():
         raise UserError(f"{run_dir} is not a ganforge run folder (no config.yaml); give a folder that "
                         "ganforge train made, e.g. runs/NAME")
-    raw = read_yaml(path)
-    return raw, from_dict(raw)
+    raw = raw_from_dict(read_yaml(path))
+    return raw, build(raw)
 
 
 def plan_run(preset: Optional[str], overrides: tuple, out: Path, resume: Optional[Path] = None):
