@@ -169,7 +169,7 @@ CASES = [
     Case("folder-none-usable", "a folder whose only image files are corrupt or empty (and a text file)",
          lambda t, r: show(f"folder:{folder(t, 'imgs', {'a.png': os.urandom(300), 'b.png': b'', 'n.txt': b'x'})}"),
          ("none of the 2 image files under {t}/imgs could be read", "a.png: cannot identify image file",
-          "give a folder of PNG, JPEG, BMP, WebP or GIF files")),
+          "give a folder of PNG, JPEG, BMP, WebP, GIF or TIFF files")),
     Case("folder-none-usable-train", "train on a folder with no usable image: no run folder is left",
          lambda t, r: train(f"data=folder:{folder(t, 'imgs', {'x.png': png_bytes()[:40]})}", *TINY_DCGAN),
          ("none of the 1 image files under {t}/imgs could be read", "x.png")),
@@ -494,6 +494,54 @@ def test_images_of_every_mode_and_size_load_with_the_right_values(tmp_path):
     assert g.shape == (2, 1, 3, 3)                              # a folder of gray images stays gray
     assert torch.allclose(g[1], torch.full((1, 3, 3), 128 / 255))   # 32768 of 65535 -> 128 of 255
     assert torch.equal(g[0], torch.zeros(1, 3, 3))
+
+
+def test_tiff_images_load_with_the_right_values_float_ones_included(tmp_path):
+    from ganforge.data.files import load_folder
+    gray = folder(tmp_path, "tiff", {})
+    Image.fromarray(np.full((6, 6), 0.5, np.float32), "F").save(gray / "f-unit.tif")        # floats in [0, 1]
+    Image.fromarray(np.full((6, 6), 255.0, np.float32), "F").save(gray / "f-255.tiff")      # floats as 0..255
+    nan = np.full((6, 6), np.nan, np.float32)
+    Image.fromarray(nan, "F").save(gray / "f-nan.tif")                                      # NaN: black, never NaN
+    _image("I;16", (6, 6), 65535).save(gray / "i16.tif")
+    _image("L", (6, 6), 51).save(gray / "l.tif")
+    x, _, _ = load_folder(str(gray), None, 3, False)
+    assert x.shape == (5, 1, 3, 3) and torch.isfinite(x).all()
+    got = dict(zip(sorted(p.name for p in gray.iterdir()), x.mean((1, 2, 3)).tolist()))
+    want = {"f-255.tiff": 1.0, "f-nan.tif": 0.0, "f-unit.tif": 128 / 255, "i16.tif": 1.0, "l.tif": 0.2}
+    assert got == pytest.approx(want, abs=1e-6)
+    rgb = folder(tmp_path, "rgb", {})
+    _image("RGB", (8, 8), (0, 255, 0)).save(rgb / "g.tif")
+    _image("CMYK", (8, 8), (0, 255, 255, 0)).save(rgb / "r.tiff")                             # red in CMYK
+    c, _, _ = load_folder(str(rgb), None, 4, False)
+    assert c.mean((2, 3)).tolist() == [[0, 1, 0], [1, 0, 0]]
+
+
+def test_a_class_folder_with_no_readable_image_is_left_out_with_a_warning(tmp_path, capsys):
+    from ganforge.data.files import load_folder
+    root = folder(tmp_path, "classes", {})
+    for name, n in (("cat", 2), ("dog", 0), ("emu", 1)):
+        (root / name).mkdir()
+        for i in range(n):
+            _image("L", (4, 4), 40 * i).save(root / name / f"{i}.png")
+    (root / "dog" / "broken.png").write_bytes(b"not a png")
+    x, y, classes = load_folder(str(root), None, 4, True)
+    assert classes == ["cat", "emu"] and y.tolist() == [0, 0, 1] and len(x) == 3
+    err = capsys.readouterr().err
+    assert "ganforge: warning: left out 1 class folder with no readable image (dog); 2 classes" in err, err
+
+
+def test_eval_of_a_folder_whose_first_file_is_unreadable_takes_the_side_of_the_next(tmp_path, capsys):
+    from ganforge.metrics.sources import from_path
+    root = folder(tmp_path, "fakes", {"a.png": b"torn"})
+    for i in range(3):
+        _image("L", (12, 12), 60 * i).save(root / f"b{i}.png")
+    real = from_path(str(root))
+    assert tuple(real.x.shape) == (3, 1, 12, 12)
+    assert f"ganforge: skipped 1 file in {root} (1 unreadable: a.png); using 3 images" in capsys.readouterr().err
+    (root / "b0.png").write_bytes(b""), (root / "b1.png").write_bytes(b""), (root / "b2.png").write_bytes(b"")
+    with pytest.raises(ganforge.errors.UserError, match="no readable images under .*fakes; give a folder of PNG"):
+        from_path(str(root))
 
 
 # ---------------------------------------------------------------- the table for docs

@@ -51,5 +51,9 @@ def test_mistakes_and_unreadable_pairs(tmp_path, capsys):
     a, _ = _digits(2)
     Image.fromarray(np.concatenate([a[0], a[1]], axis=1)).save(tmp_path / "ok.png")
     (tmp_path / "broken.png").write_bytes(b"not a png")
+    (tmp_path / "notes.txt").write_text("pairs")
+    (tmp_path / ".DS_Store").write_bytes(b"")
     A, B, names = load_pairs(str(tmp_path), resolution=28)
-    assert names == ["ok"] and "skipped 1 unreadable" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert names == ["ok"], names
+    assert err == f"ganforge: skipped 3 files in {tmp_path} (1 unreadable: broken.png; 1 not images; 1 hidden); using 1 pair\n"

@@ -183,8 +183,12 @@ def test_translate_command_matches_the_api_and_refuses_mistakes(tmp_path):
     edges = (edges2digits().a[:5, 0].numpy() * 255).astype(np.uint8)
     for i, e in enumerate(edges):
         Image.fromarray(e).save(inputs / "sub" / f"{i}.png")
+    (inputs / "sub" / "torn.png").write_bytes(b"\x89PNG")
+    (inputs / "readme.txt").write_text("edges")
+    (inputs / ".DS_Store").write_bytes(b"")
     r = run_cli("translate", tmp_path / "p", "--input", inputs, "--out", tmp_path / "out")
     assert r.returncode == 0 and "translated 5 images" in r.stdout, r.stderr
+    assert r.stderr == f"ganforge: skipped 3 files in {inputs} (1 unreadable: sub/torn.png; 1 not images; 1 hidden)\n"
     run = load_run(tmp_path / "p")
     want = run.translate(torch.from_numpy(edges[:, None].astype(np.float32) / 127.5 - 1))
     want = ((want.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)[:, 0].numpy()

@@ -29,18 +29,20 @@ def add_parser(sub) -> None:
     t.set_defaults(fn=run_translate)
 
 
-def _inputs(src: Path) -> tuple[list[Path], Path]:
-    from .data.files import IMAGE_SUFFIXES, _list_images
+def _inputs(src: Path) -> tuple[list[Path], Path, int, int]:
+    """(image files, their root, how many other files, how many hidden) of --input."""
+    from .data.files import IMAGE_KINDS, IMAGE_SUFFIXES, _list_images
     if src.is_file():
         if src.suffix.lower() not in IMAGE_SUFFIXES:
             raise UserError(f"--input {src} is not an image ({', '.join(s[1:] for s in sorted(IMAGE_SUFFIXES))})")
-        return [src], src.parent
+        return [src], src.parent, 0, 0
     if not src.is_dir():
         raise UserError(f"--input {src} does not exist")
-    files, _ = _list_images(src)
+    hidden: list = []
+    files, non_images = _list_images(src, hidden)
     if not files:
-        raise UserError(f"no images found under {src}")
-    return files, src
+        raise UserError(f"no images found under {src}; give {IMAGE_KINDS} files")
+    return files, src, non_images, len(hidden)
 
 
 def _targets(files: list[Path], root: Path, out: Path, single: bool, force: bool) -> list[Path]:
@@ -62,7 +64,7 @@ def run_translate(a) -> int:
     from PIL import Image
 
     from .api import load_run
-    from .data.files import image_to_array
+    from .data.files import image_to_array, skipped_line
     from .train.checkpoint import atomic_write_bytes
     from .viz.grid import png_bytes, to_uint8
     if a.batch < 1:
@@ -74,7 +76,7 @@ def run_translate(a) -> int:
     if a.direction == "ba" and run.config.model.name != "cyclegan":
         raise UserError("--direction ba needs a cyclegan run: pix2pix translates A to B only")
     src = Path(a.input)
-    files, root = _inputs(src)
+    files, root, non_images, hidden = _inputs(src)
     targets = _targets(files, root, Path(a.out), src.is_file(), a.force)
     shape_in = run.info["shape_a"] if a.direction == "ab" else run.info["shape"]
     channels, side = shape_in[0], shape_in[1]
@@ -100,8 +102,8 @@ def run_translate(a) -> int:
             done += 1
     if not done:
         raise UserError(f"none of the {len(files)} input images could be read (e.g. {bad[0].name})")
-    if bad:
-        print(f"ganforge: skipped {len(bad)} unreadable images (e.g. {bad[0].name})", file=sys.stderr)
+    if bad or non_images or hidden:
+        print(f"ganforge: {skipped_line(root, bad, non_images, hidden)}", file=sys.stderr)
     where = targets[0] if src.is_file() else Path(a.out)
     print(f"translated {done} image{'s' if done != 1 else ''} ({a.direction}, {side}x{side}) to {where}")
     return 0

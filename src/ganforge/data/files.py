@@ -1,8 +1,9 @@
 """Datasets from files the user has: an image folder, npz arrays, IDX, CIFAR-10.
 
-- ``folder:PATH``: PNG/JPEG/BMP/WebP/GIF images below PATH (recursively;
-  hidden files and folders skipped), labels from first-level sub-folder
-  names when asked. Unreadable images are skipped and counted. Large
+- ``folder:PATH``: PNG/JPEG/BMP/WebP/GIF/TIFF images below PATH
+  (recursively; hidden files and folders skipped), labels from first-level
+  sub-folder names when asked (a class with no readable image is left
+  out, with a warning). Unreadable images are skipped and counted. Large
   folders are decoded by worker processes (one per core, up to 8), once,
   into one tensor that training then indexes without any decoding.
 - ``npz:PATH``: array ``x`` (N, H, W), (N, H, W, C), (N, C, H, W) or (N, d),
@@ -35,7 +36,7 @@ import torch
 from ..errors import UserError
 from .transform import array_to_unit
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 
 
 def _need_dir(path: Path, what: str) -> None:
@@ -79,12 +80,14 @@ def _decode(path: Path, channels: int, side: int) -> np.ndarray:
 
 def image_to_array(im, channels: int, side: int) -> np.ndarray:
     """A PIL image as uint8 (channels, side, side): 16-bit scaled to 8 (I;16: 65535 is white; 32-bit I: 65535
-    if any value exceeds 255, else 255), transparency over white, palettes looked up, CMYK converted,
-    centre-cropped to a square and resized (bicubic)."""
+    if any value exceeds 255, else 255; float F, as TIFF stores it: 1.0 if every value lies in [0, 1], else
+    as I), transparency over white, palettes looked up, CMYK converted, centre-cropped to a square and
+    resized (bicubic)."""
     from PIL import Image, ImageOps
-    if im.mode.startswith("I;16") or im.mode == "I":
-        a = np.asarray(im, dtype=np.float32)
-        a = a / (65535.0 if im.mode != "I" or a.max() > 255 else 255.0)
+    if im.mode.startswith("I;16") or im.mode in ("I", "F"):
+        a = np.nan_to_num(np.asarray(im, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        unit = im.mode == "F" and a.min() >= 0 and a.max() <= 1
+        a = a / (1.0 if unit else 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0)
         im = Image.fromarray((a.clip(0, 1) * 255).round().astype(np.uint8), "L")
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
@@ -118,19 +121,22 @@ def decode_all(files: list[Path], channels: int, side: int, workers: int = 0) ->
         return list(pool.map(_try_decode, jobs, chunksize=64))
 
 
+GRAY_MODES = ("1", "L", "LA", "I", "F", "I;16", "I;16B", "I;16L", "I;16N")
+
+
 def _folder_channels(files: list[Path]) -> int:
     from PIL import Image
     for p in files[:64]:
         try:
             with Image.open(p) as im:
-                if im.mode not in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L"):
+                if im.mode not in GRAY_MODES:
                     return 3
         except Exception:
             continue
     return 1
 
 
-IMAGE_KINDS = "PNG, JPEG, BMP, WebP or GIF"
+IMAGE_KINDS = "PNG, JPEG, BMP, WebP, GIF or TIFF"
 
 
 def _why(path: Path, root: Path) -> str:
@@ -152,7 +158,8 @@ def skipped_line(root: Path, bad: list, non_images: int, hidden: int) -> str:
         names = ", ".join(str(p.relative_to(root)) for p in bad[:3]) + (", ..." if len(bad) > 3 else "")
         parts.append(f"{len(bad)} unreadable: {names}")
     parts += [f"{n} {w}" for n, w in ((non_images, "not images"), (hidden, "hidden")) if n]
-    return f"skipped {len(bad) + non_images + hidden} files in {root} ({'; '.join(parts)})"
+    n = len(bad) + non_images + hidden
+    return f"skipped {n} file{'s' * (n != 1)} in {root} ({'; '.join(parts)})"
 
 
 def load_folder(path: str, channels, resolution, labels: bool):
@@ -185,6 +192,14 @@ def load_folder(path: str, channels, resolution, labels: bool):
     if not arrays:
         raise UserError(f"none of the {len(files)} image files under {root} could be read ({_why(bad[0], root)}); "
                         f"give a folder of {IMAGE_KINDS} files")
+    if classes is not None and len(set(ys)) < len(classes):
+        empty = [c for i, c in enumerate(classes) if i not in set(ys)]
+        print(f"ganforge: warning: left out {len(empty)} class folder{'s' * (len(empty) > 1)} with no readable image "
+              f"({', '.join(empty[:5])}{', ...' if len(empty) > 5 else ''}); {len(classes) - len(empty)} classes",
+              file=sys.stderr)
+        kept = [c for c in classes if c not in empty]
+        ys = [kept.index(classes[i]) for i in ys]
+        classes = kept
     if bad or non_images or hidden:
         print(f"ganforge: {skipped_line(root, bad, non_images, len(hidden))}; using {len(arrays)} images",
               file=sys.stderr)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .files import IMAGE_SUFFIXES, _folder_channels, _list_images, _need_dir, image_to_array
+from .files import IMAGE_KINDS, _folder_channels, _list_images, _need_dir, image_to_array, skipped_line
 
 
 def _side_by_side(root: Path, files: list[Path], ca: Optional[int], cb: Optional[int], side: int):
@@ -48,13 +48,16 @@ def _side_by_side(root: Path, files: list[Path], ca: Optional[int], cb: Optional
     return a_list, b_list, names, bad
 
 
-def _two_folders(root: Path, ca: Optional[int], cb: Optional[int], side: int):
+def _two_folders(root: Path, ca: Optional[int], cb: Optional[int], side: int, others: list):
     from PIL import Image
     sides = {}
     for key in ("A", "B"):
-        files, _ = _list_images(root / key)
+        hidden: list = []
+        files, non_images = _list_images(root / key, hidden)
+        others[0] += non_images
+        others[1] += len(hidden)
         if not files:
-            raise UserError(f"no images found under {root / key}")
+            raise UserError(f"no images found under {root / key}; give {IMAGE_KINDS} files")
         sides[key] = {str(p.relative_to(root / key).with_suffix("")): p for p in files}
     only_a = sorted(set(sides["A"]) - set(sides["B"]))
     only_b = sorted(set(sides["B"]) - set(sides["A"]))
@@ -85,17 +88,20 @@ def load_pairs(path: str, resolution: Optional[int] = None, channels_a: Optional
     root = Path(path).expanduser()
     _need_dir(root, "paired image folder")
     side = resolution or 256
+    others = [0, 0]                        # files that are not images, hidden files and folders
     if (root / "A").is_dir() and (root / "B").is_dir():
-        a_list, b_list, names, bad = _two_folders(root, channels_a, channels_b, side)
+        a_list, b_list, names, bad = _two_folders(root, channels_a, channels_b, side, others)
     else:
-        files, _ = _list_images(root)
+        hidden: list = []
+        files, others[0] = _list_images(root, hidden)
+        others[1] = len(hidden)
         if not files:
-            raise UserError(f"no images ({', '.join(s[1:] for s in sorted(IMAGE_SUFFIXES))}) found under {root}, "
-                            "and no A/ and B/ sub-folders")
+            raise UserError(f"no images found under {root}, and no A/ and B/ sub-folders; give {IMAGE_KINDS} files "
+                            "(A|B side by side), or A/ and B/ folders of files with the same names")
         a_list, b_list, names, bad = _side_by_side(root, files, channels_a, channels_b, side)
     if not a_list:
         raise UserError(f"none of the image pairs under {root} could be read")
-    if bad:
-        print(f"ganforge: {root}: {len(a_list)} pairs used; skipped {len(bad)} unreadable", file=sys.stderr)
+    if bad or any(others):
+        print(f"ganforge: {skipped_line(root, bad, *others)}; using {len(a_list)} pair{'s' * (len(a_list) != 1)}", file=sys.stderr)
     to_unit = lambda arrs: torch.from_numpy(np.stack(arrs).astype(np.float32) / 255.0)  # noqa: E731
     return to_unit(a_list), to_unit(b_list), names

@@ -45,12 +45,15 @@ def from_data_config(cfg: DataConfig, split: Optional[str] = None) -> RealSet:
 def _folder_side(path: Path) -> int:
     from PIL import Image
 
-    from ..data.files import _list_images
+    from ..data.files import IMAGE_KINDS, _list_images
     files, _ = _list_images(path)
-    if not files:
-        raise UserError(f"no images (png, jpg, jpeg, bmp, webp, gif) found under {path}")
-    with Image.open(files[0]) as im:
-        return min(im.size)
+    for p in files:                        # the first that opens; unreadable ones are counted when loading
+        try:
+            with Image.open(p) as im:
+                return min(im.size)
+        except Exception:                  # any decoder failure means an unusable file
+            continue
+    raise UserError(f"no readable images under {path}; give a folder of {IMAGE_KINDS} files")
 
 
 def from_path(spec: str, resolution: Optional[int] = None, channels: Optional[int] = None) -> RealSet:
