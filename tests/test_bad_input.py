@@ -172,7 +172,7 @@ CASES = [
           "give a folder of PNG, JPEG, BMP, WebP, GIF or TIFF files")),
     Case("folder-none-usable-train", "train on a folder with no usable image: no run folder is left",
          lambda t, r: train(f"data=folder:{folder(t, 'imgs', {'x.png': png_bytes()[:40]})}", *TINY_DCGAN),
-         ("none of the 1 image files under {t}/imgs could be read", "x.png")),
+         ("the one image file under {t}/imgs could not be read", "x.png")),
     Case("folder-empty", "an empty folder",
          lambda t, r: show(f"folder:{folder(t, 'imgs', {})}"),
          ("no images under {t}/imgs (the folder is empty)", "give a folder of PNG, JPEG")),

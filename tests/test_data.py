@@ -111,7 +111,7 @@ def test_folder_errors(tmp_path):
     with pytest.raises(UserError, match="no images"):
         data(f"folder:{tmp_path}")
     (tmp_path / "a.png").write_bytes(b"")
-    with pytest.raises(UserError, match="could be read"):
+    with pytest.raises(UserError, match="the one image file under .* could not be read"):
         data(f"folder:{tmp_path}")
     with pytest.raises(UserError, match="does not exist"):
         data(f"folder:{tmp_path}/nope")

@@ -190,7 +190,9 @@ def load_folder(path: str, channels, resolution, labels: bool):
         if classes is not None:
             ys.append(classes.index(p.relative_to(root).parts[0]))
     if not arrays:
-        raise UserError(f"none of the {len(files)} image files under {root} could be read ({_why(bad[0], root)}); "
+        what = (f"the one image file under {root} could not be read" if len(files) == 1 else
+                f"none of the {len(files)} image files under {root} could be read")
+        raise UserError(f"{what} ({_why(bad[0], root)}); "
                         f"give a folder of {IMAGE_KINDS} files")
     if classes is not None and len(set(ys)) < len(classes):
         empty = [c for i, c in enumerate(classes) if i not in set(ys)]
