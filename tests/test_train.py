@@ -109,18 +109,24 @@ def test_ctrl_c_or_sigterm_writes_a_checkpoint_and_resumes(tmp_path, sig):
     assert final_state(tmp_path / "r")["step"] == step + 20
 
 
-def test_checkpoints_rotate_to_keep_last_and_the_old_key_name_still_resumes(tmp_path):
-    kw = {"log.checkpoint_every": 3, "eval.metrics": "none", "log.tb": "false"}
-    run = ganforge.train("toy-ring", out=tmp_path, steps=20, name="r", progress="off", **{"log.keep_last": 2}, **kw)
+def test_checkpoints_and_samples_rotate_and_the_old_key_name_still_resumes(tmp_path):
+    kw = {"log.checkpoint_every": 3, "eval.metrics": "none", "log.tb": "false", "log.samples_every": 4}
+    run = ganforge.train("toy-ring", out=tmp_path, steps=20, name="r", progress="off",
+                         **{"log.keep_last": 2, "log.samples_keep": 2}, **kw)
     names = sorted(p.name for p in (run.path / "checkpoints").iterdir())
     assert names == ["step-0000018.pt", "step-0000020.pt"]          # 3, 6, ... 18 and the final 20: the newest 2
+    shots = sorted(p.name for p in (run.path / "samples").iterdir())
+    assert shots == ["step-0000016.npz", "step-0000016.png", "step-0000020.npz", "step-0000020.png"], shots
     config = run.path / "config.yaml"
     text = config.read_text()
     assert "keep_last: 2" in text
     config.write_text(text.replace("keep_last: 2", "keep: 2"))      # as a run written before the rename
-    again = ganforge.train(None, out=tmp_path, resume=run.path, steps=26, progress="off", **{"log.keep": 1})
+    again = ganforge.train(None, out=tmp_path, resume=run.path, steps=26, progress="off",
+                           **{"log.keep": 1, "log.samples_keep": "null"})
     assert again.step == 26 and again.config.log.keep_last == 1
     assert sorted(p.name for p in (run.path / "checkpoints").iterdir()) == ["step-0000026.pt"]
+    shots = sorted(p.name for p in (run.path / "samples").iterdir())
+    assert [s[:12] for s in shots[::2]] == ["step-0000016", "step-0000020", "step-0000024", "step-0000026"]   # null: all
 
 
 def test_new_run_never_reuses_a_folder(tmp_path):

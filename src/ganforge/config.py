@@ -118,6 +118,8 @@ class LogConfig:
     samples_every: int = opt(500, "write fixed-z sample grids every N steps", min=1)
     checkpoint_every: int = opt(500, "write a full checkpoint every N steps", min=1)
     keep_last: int = opt(3, "checkpoints kept on disk, the newest (best.pt apart)", min=1)
+    samples_keep: Optional[int] = opt(None, "sample dumps (.png grid and .npz array) kept on disk, the newest; "
+                                      "null: every one, the run's record", min=1)
     n_samples: Optional[int] = opt(None, "fixed-z samples per dump; null: 64 images or 1000 toy points", min=1)
     tb: bool = opt(True, "write TensorBoard event files to tb/")
     progress: str = opt("auto", "auto (a bar on a terminal, lines otherwise), bar, lines or off",

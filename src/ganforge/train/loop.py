@@ -42,7 +42,7 @@ from . import checkpoint, distributed
 from .ema import EMA
 from .log import MetricsLog, Progress
 from .precision import Precision
-from .run import hold_lock
+from .run import hold_lock, prune_samples
 from .setup import deterministic_cuda, lr_factor, make_optimizer, pick_device
 from .tb import EventWriter
 
@@ -226,6 +226,7 @@ class Trainer:
             arrays = {"x": x.cpu().numpy()}
         checkpoint.atomic_savez(stem.with_suffix(".npz"), **arrays)
         checkpoint.atomic_write_bytes(png, stem.with_suffix(".png"))
+        prune_samples(self.run_dir, self.cfg.log.samples_keep)
         if self.tb is not None:
             self.tb.image(self.step, "samples", png, arr.shape[0], arr.shape[1], 1 if arr.ndim == 2 else arr.shape[2])
 

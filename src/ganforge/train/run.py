@@ -76,6 +76,18 @@ def sample_files(run_dir: Path, suffix: str = ".png") -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def prune_samples(run_dir: Path, keep: Optional[int]) -> int:
+    """Delete all but the newest ``keep`` sample dumps (step-N.png and step-N.npz) of a run; how many files."""
+    if keep is None:
+        return 0
+    files = sample_files(run_dir, ".png") + sample_files(run_dir, ".npz")
+    newest = set(sorted({s for s, _ in files})[-keep:])
+    gone = [p for s, p in files if s not in newest]
+    for p in gone:
+        p.unlink(missing_ok=True)
+    return len(gone)
+
+
 def check_resumable(saved: Config, wanted: Config, run_dir: Path) -> None:
     a, b = flat_keys(saved.to_dict()), flat_keys(wanted.to_dict())
     changed = [k for k in sorted(set(a) | set(b))

@@ -35,6 +35,7 @@ from ..rng import Stream
 from ..viz.grid import grid, png_bytes
 from . import checkpoint
 from .loop import Trainer
+from .run import prune_samples
 
 EVAL_SEED = 20171108        # the dropout noise of every translation made for samples and scores
 ROWS = 8                    # held-out inputs in each sample grid
@@ -131,6 +132,7 @@ class TranslationTrainer(Trainer):
         checkpoint.atomic_savez(stem.with_suffix(".npz"), x=out.cpu().numpy().astype(np.float16))
         png = png_bytes(arr)
         checkpoint.atomic_write_bytes(png, stem.with_suffix(".png"))
+        prune_samples(self.run_dir, self.cfg.log.samples_keep)
         if self.tb is not None:
             self.tb.image(self.step, "samples", png, arr.shape[0], arr.shape[1], 1 if arr.ndim == 2 else arr.shape[2])
 
