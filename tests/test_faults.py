@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -262,6 +263,34 @@ def test_a_read_only_run_folder_is_one_line_and_nothing_changes(tmp_path):
     line = _one_error_line(r.stderr)
     assert ("Read-only file system" in line or "Permission denied" in line) and str(run) in line
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_a_failed_write_of_run_json_or_config_keeps_the_old_file_and_stale_temporaries_go(tmp_path, monkeypatch, capsys):
+    import errno
+    from ganforge.train import faults
+    args = ["train", "toy-ring", "steps=10", "eval.metrics=none", "log.tb=false", "log.progress=off", "name=r",
+            "--out", str(tmp_path)]
+    assert main(args) == 0
+    run = tmp_path / "r"
+    (run / ".run.json.tmp-999").write_bytes(b"{")              # left by a writer killed at its last start
+    (run / "samples" / ".step-0000010.png.tmp-999").write_bytes(b"")
+    real = faults.write_bytes
+    for name in ("run.json", "config.yaml", "metrics.jsonl"):
+        before = (run / name).read_bytes()
+        def full(f, data, path, _name=name):
+            if Path(path).name == _name:
+                f.write(data[:3])
+                raise OSError(errno.ENOSPC, "No space left on device")
+            real(f, data, path)
+        monkeypatch.setattr(faults, "write_bytes", full)
+        capsys.readouterr()
+        assert main(["train", "--resume", str(run), "steps=12", "log.progress=off"]) == 2
+        assert "No space left on device" in _one_error_line(capsys.readouterr().err), name
+        assert (run / name).read_bytes() == before, name            # the old file, whole
+        monkeypatch.setattr(faults, "write_bytes", real)
+    assert main(["train", "--resume", str(run), "steps=12", "log.progress=off"]) == 0
+    assert not list(run.glob(".*.tmp-*")) and not list((run / "samples").glob(".*.tmp-*"))
+    assert [r["step"] for r in read_metrics(run / "metrics.jsonl")][-1] == 12
 
 
 def test_two_trainers_never_share_a_run_folder(tmp_path):

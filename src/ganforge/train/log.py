@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -40,10 +39,9 @@ class MetricsLog:
 
     def truncate_after(self, step: int) -> None:
         """Keep only lines with step <= ``step`` (written atomically)."""
+        from .checkpoint import atomic_write_bytes
         keep = [r for r in read_metrics(self.path) if r.get("step", 0) <= step]
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
-        os.replace(tmp, self.path)
+        atomic_write_bytes("".join(json.dumps(r) + "\n" for r in keep).encode(), self.path)
 
     def write(self, record: dict) -> None:
         with open(self.path, "a") as f:

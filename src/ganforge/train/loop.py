@@ -414,24 +414,24 @@ class Trainer:
     def run(self) -> dict:
         cfg = self.cfg
         main = self.dist.main                  # only rank 0 writes the run folder
-        if main:
-            self.run_dir.joinpath("checkpoints").mkdir(parents=True, exist_ok=True)
-            if self._lock is None:
-                self._lock = hold_lock(self.run_dir)
-            for folder in ("checkpoints", "samples"):
-                checkpoint.remove_stale(self.run_dir / folder)
-            self.metrics.truncate_after(self.step)
-        if cfg.guard.nonfinite == "rollback" and not checkpoint.list_checkpoints(self.run_dir / "checkpoints"):
-            self._start_state = copy.deepcopy(self.state_dict())
-        if cfg.log.tb and main:
-            self.tb = EventWriter(self.run_dir / "tb")
-            self.tb.session_start(self.step)
         old = {}
         if threading.current_thread() is threading.main_thread():
             old = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         self.progress.start(self.step)
         last: dict = {}
         try:
+            if main:
+                self.run_dir.joinpath("checkpoints").mkdir(parents=True, exist_ok=True)
+                if self._lock is None:
+                    self._lock = hold_lock(self.run_dir)
+                for folder in ("", "checkpoints", "samples"):     # "": config.yaml, run.json, metrics.jsonl
+                    checkpoint.remove_stale(self.run_dir / folder)
+                self.metrics.truncate_after(self.step)
+            if cfg.guard.nonfinite == "rollback" and not checkpoint.list_checkpoints(self.run_dir / "checkpoints"):
+                self._start_state = copy.deepcopy(self.state_dict())
+            if cfg.log.tb and main:
+                self.tb = EventWriter(self.run_dir / "tb")
+                self.tb.session_start(self.step)
             if self.step == 0 and main:
                 self.write_samples()
             t_mark, img_mark = time.time(), self.images
@@ -517,4 +517,4 @@ def write_run_info(trainer: Trainer) -> None:
             "classes": trainer.data.classes, "data": trainer.cfg.data.name, "n_data": len(trainer.data)}
     if trainer.data.translation:
         info.update(shape_a=list(trainer.data.shape_a), n_data_a=len(trainer.data.a), paired=trainer.data.paired)
-    (trainer.run_dir / "run.json").write_text(json.dumps(info, indent=1) + "\n")
+    checkpoint.atomic_write_bytes((json.dumps(info, indent=1) + "\n").encode(), trainer.run_dir / "run.json")

@@ -227,12 +227,13 @@ def start(preset: Optional[str], overrides: tuple, out: Path, resume: Optional[P
     d.barrier()
     try:
         trainer.resumed = resuming and trainer.resume_from_checkpoint()
+        if d.main:
+            if resuming:
+                write_config(cfg, run_dir)
+            write_run_info(trainer)
     except BaseException:
-        if trainer._lock is not None:          # a refused checkpoint: the folder stays as it was
+        if trainer._lock is not None:          # a refused checkpoint or a failed write: the folder stays usable
             trainer._lock.release()
+            trainer._lock = None
         raise
-    if d.main:
-        if resuming:
-            write_config(cfg, run_dir)
-        write_run_info(trainer)
     return trainer, resuming
