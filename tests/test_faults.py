@@ -293,6 +293,35 @@ def test_a_failed_write_of_run_json_or_config_keeps_the_old_file_and_stale_tempo
     assert [r["step"] for r in read_metrics(run / "metrics.jsonl")][-1] == 12
 
 
+def test_a_new_run_whose_config_cannot_be_written_leaves_no_folder(tmp_path, monkeypatch, capsys):
+    import errno
+    from ganforge.train import faults
+
+    def full(f, data, path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    monkeypatch.setattr(faults, "write_bytes", full)
+    assert main(["train", "toy-ring", "steps=2", "name=r", "log.progress=off", "--out", str(tmp_path)]) == 2
+    assert "No space left on device" in _one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "r").exists()                        # no half-made run folder
+    monkeypatch.undo()
+    assert main(["train", "toy-ring", "steps=2", "name=r", "eval.metrics=none", "log.progress=off",
+                 "--out", str(tmp_path)]) == 0                  # the same name is free
+
+
+def test_a_file_system_without_flock_trains_unlocked_with_a_warning(tmp_path, monkeypatch, capsys):
+    import errno
+    import fcntl
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    assert main(["train", "toy-ring", "steps=2", "name=r", "eval.metrics=none", "log.progress=off",
+                 "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert f"ganforge: warning: cannot lock {tmp_path / 'r'} (No locks available)" in err, err
+    assert main(["train", "--resume", str(tmp_path / "r"), "steps=4", "log.progress=off"]) == 0
+
+
 def test_two_trainers_never_share_a_run_folder(tmp_path):
     args = ["train", "toy-ring", "steps=100000", "log.progress=off", "name=r", "--out", tmp_path]
     proc = subprocess.Popen(ganforge_cmd(*args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -14,6 +14,8 @@ import copy
 import fcntl
 import os
 import re
+import shutil
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -168,7 +170,12 @@ def create_run(cfg: Config, run_dir: Path, resuming: bool) -> RunLock:
             raise UserError(f"cannot create run folder {run_dir}: {e.strerror or e}") from None
     lock = hold_lock(run_dir)
     if not resuming:
-        write_config(cfg, run_dir)
+        try:
+            write_config(cfg, run_dir)
+        except BaseException:              # e.g. a full disk: leave no half-made run folder behind
+            lock.release()
+            shutil.rmtree(run_dir, ignore_errors=True)      # made by this call a moment ago: the lock file only
+            raise
     return lock
 
 
@@ -192,6 +199,11 @@ def hold_lock(run_dir: Path) -> RunLock:
     except BlockingIOError:
         os.close(fd)
         raise UserError(f"{run_dir} is being trained by another process; wait for it or stop it first") from None
+    except OSError as e:                   # a file system without flock (some NFS and SMB mounts): train unlocked
+        os.close(fd)
+        print(f"ganforge: warning: cannot lock {run_dir} ({e.strerror or e}); a second trainer on this folder "
+              "would not be refused", file=sys.stderr)
+        return RunLock(None)
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     return RunLock(fd)
