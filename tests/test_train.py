@@ -129,6 +129,28 @@ def test_checkpoints_and_samples_rotate_and_the_old_key_name_still_resumes(tmp_p
     assert [s[:12] for s in shots[::2]] == ["step-0000016", "step-0000020", "step-0000024", "step-0000026"]   # null: all
 
 
+def test_resume_warns_when_the_data_changed_since_the_checkpoint(tmp_path, capsys):
+    from PIL import Image
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for i in range(8):
+        Image.new("L", (8, 8), 30 * i).save(imgs / f"{i}.png")
+    kw = {"data.resolution": 8, "model.g_width": 8, "model.d_width": 8, "model.z_dim": 8, "batch_size": 4,
+          "eval.metrics": "none", "log.tb": "false"}
+    run = ganforge.train(None, out=tmp_path, steps=2, name="r", progress="off", data=f"folder:{imgs}", **kw).path
+    capsys.readouterr()
+    ganforge.train(None, out=tmp_path, resume=run, steps=3, progress="off")
+    assert "data changed" not in capsys.readouterr().err                     # the same data: no word
+    Image.new("L", (8, 8), 255).save(imgs / "8.png")
+    ganforge.train(None, out=tmp_path, resume=run, steps=4, progress="off")
+    err = capsys.readouterr().err
+    assert (f"ganforge: warning: the data changed since {run}/checkpoints/step-0000003.pt (8 items then, 9 now); "
+            "training goes on") in err, err
+    Image.new("L", (8, 8), 1).save(imgs / "0.png")                          # as many images, one redrawn
+    ganforge.train(None, out=tmp_path, resume=run, steps=5, progress="off")
+    assert "(the same 9 items in number, other contents)" in capsys.readouterr().err
+
+
 def test_new_run_never_reuses_a_folder(tmp_path):
     a = ganforge.train("toy-ring", out=tmp_path, steps=5, progress="off")
     b = ganforge.train("toy-ring", out=tmp_path, steps=5, progress="off")

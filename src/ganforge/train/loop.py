@@ -76,6 +76,7 @@ class Trainer:
         check = "off" if cfg.guard.nonfinite == "off" else "grads" if self.dist.active else "all"
         self.precision = Precision(cfg.precision, self.device, check)
         self.data = load_dataset(cfg.data)
+        self.data_print = self.data.fingerprint()
         family = FAMILIES[cfg.model.name]
         pack = getattr(cfg.model.arch, "pack", 1)
         if cfg.batch_size % pack:
@@ -159,6 +160,7 @@ class Trainer:
             "acc": {k: [v[0].detach().cpu(), v[1]] for k, v in self.acc.items()},
             "best": self.best, "lr_scale": self.lr_scale,
             "shape": list(self.data.shape), "config": self.cfg.to_dict(), "version": __version__,
+            "data": self.data_print,
         }
         if self.device.type == "cuda":
             s["cuda_rng"] = torch.cuda.get_rng_state(self.device)
@@ -194,6 +196,12 @@ class Trainer:
         if found is None:
             return False
         self.load_state_dict(found[1], found[0])
+        then = found[1].get("data")            # None: a checkpoint written before fingerprints
+        if then is not None and then != self.data_print and self.dist.main:
+            n0, n1 = then.get("n"), self.data_print["n"]
+            how = f"{n0} items then, {n1} now" if n0 != n1 else f"the same {n1} items in number, other contents"
+            print(f"ganforge: warning: the data changed since {found[0]} ({how}); training goes on with the data "
+                  "as it is now, so the run will not match one that never stopped", file=sys.stderr)
         return True
 
     # ------------------------------------------------------------ outputs
