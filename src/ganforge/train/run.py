@@ -111,7 +111,12 @@ def _saved_config(run_dir: Path) -> tuple[dict, Config]:
     if not path.is_file():
         raise UserError(f"{run_dir} is not a ganforge run folder (no config.yaml); give a folder that "
                         "ganforge train made, e.g. runs/NAME")
-    raw = raw_from_dict(read_yaml(path))
+    saved = read_yaml(path)
+    if not {"model", "data"} <= set(saved):     # ganforge writes the whole resolved config
+        raise UserError(f"{path} is not the config ganforge train wrote for this run (it lacks "
+                        f"{' and '.join(k for k in ('model', 'data') if k not in saved)}); restore that file: "
+                        "each checkpoint keeps a copy under its key 'config'")
+    raw = raw_from_dict(saved)
     return raw, build(raw)
 
 
