@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .errors import UserError
 
-_DISK_ERRORS = {errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EPERM, errno.EDQUOT}
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EPERM}   # as train.loop
 
 
 class _Parser(argparse.ArgumentParser):
