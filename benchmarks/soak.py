@@ -19,7 +19,10 @@ with SIGINT (the clean stop that writes a checkpoint) and reports:
   grids and metrics are kept, by design: they are the record of the run).
 
 Not run in CI. ``python benchmarks/soak.py --hours 3`` writes
-benchmarks/results/soak.json; ``--hours 0.05`` is a smoke test.
+benchmarks/results/soak.json; ``--hours 0.05`` is a smoke test. With
+``--samples-keep N`` the sample dumps rotate too (``log.samples_keep``), and
+the count of dumps must stay at most N: the whole run folder then stays
+within a budget.
 """
 import argparse
 import json
@@ -62,6 +65,9 @@ def main() -> None:
     ap.add_argument("--keep", type=int, default=3)
     ap.add_argument("--ckpt-every", type=int, default=200)
     ap.add_argument("--eval-every", type=int, default=1000)
+    ap.add_argument("--samples-every", type=int, default=1000)
+    ap.add_argument("--samples-keep", type=int, default=None, help="log.samples_keep (default: keep every dump)")
+    ap.add_argument("--result", default="soak.json", help="file name under benchmarks/results/")
     ap.add_argument("--poll", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--max-growth-mb", type=float, default=50.0,
@@ -72,8 +78,8 @@ def main() -> None:
     run = work / "soak"
     cmd = [sys.executable, "-m", "ganforge", "train", "mnist-dcgan", "steps=10000000", "name=soak", "--out", str(work),
            f"threads={a.threads}", f"log.keep_last={a.keep}", f"log.checkpoint_every={a.ckpt_every}",
-           f"eval.every={a.eval_every}", "eval.n=1000", "log.samples_every=1000", "log.every=100",
-           "log.progress=off"]
+           f"eval.every={a.eval_every}", "eval.n=1000", f"log.samples_every={a.samples_every}", "log.every=100",
+           "log.progress=off"] + ([f"log.samples_keep={a.samples_keep}"] if a.samples_keep else [])
     print(" ".join(cmd[2:]))
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     t0, rows, end = time.time(), [], time.time() + a.hours * 3600
@@ -88,7 +94,8 @@ def main() -> None:
             row = {"t": round(time.time() - t0, 1), "step": step, "evals": evals, "rss_mb": round(rss_mb(proc.pid), 1),
                    "ckpt_files": len(ck), "ckpt_folder_files": len(ck_all),
                    "ckpt_mb": round(folder_bytes(run / "checkpoints") / 2**20, 2),
-                   "run_mb": round(folder_bytes(run) / 2**20, 2)}
+                   "run_mb": round(folder_bytes(run) / 2**20, 2),
+                   "sample_dumps": len(list((run / "samples").glob("step-*.png"))) if (run / "samples").exists() else 0}
             rows.append(row)
             if len(rows) % max(1, int(300 / a.poll)) == 1:
                 print(f"{row['t'] / 60:6.1f} min  step {step:7d}  evals {evals:3d}  RSS {row['rss_mb']:7.1f} MB  "
@@ -115,12 +122,14 @@ def main() -> None:
         "run_mb_end": rows[-1]["run_mb"] if rows else 0,
         "run_mb_per_hour_late": round((late[-1]["run_mb"] - late[0]["run_mb"]) * 3600
                                       / max(late[-1]["t"] - late[0]["t"], 1), 2) if late else None,
+        "samples_keep": a.samples_keep, "max_sample_dumps": max((r["sample_dumps"] for r in rows), default=0),
         "train_exit": proc.returncode,
     }
     result["memory_flat"] = result["rss_growth_mb"] is not None and result["rss_growth_mb"] <= a.max_growth_mb
-    result["within_budget"] = result["max_ckpt_files"] <= a.keep + 1 and result["max_ckpt_mb"] <= budget + 0.01
+    result["within_budget"] = (result["max_ckpt_files"] <= a.keep + 1 and result["max_ckpt_mb"] <= budget + 0.01
+                               and (a.samples_keep is None or result["max_sample_dumps"] <= a.samples_keep))
     print(json.dumps(result, indent=1))
-    out = Path(__file__).parent / "results" / "soak.json"
+    out = Path(__file__).parent / "results" / a.result
     out.write_text(json.dumps({"machine": machine(), "torch": torch.__version__, "threads": a.threads,
                                "command": " ".join(cmd[2:]), "result": result, "samples": rows}, indent=1) + "\n")
     print(f"wrote {out}")
