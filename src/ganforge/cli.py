@@ -9,14 +9,12 @@ Ctrl-C or SIGTERM during training stops cleanly after writing a checkpoint
 from __future__ import annotations
 
 import argparse
-import errno
 import signal
 import sys
 from pathlib import Path
 
-from .errors import UserError
+from .errors import DISK_ERRORS, UserError
 
-_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EPERM}   # as train.loop
 
 
 class _Parser(argparse.ArgumentParser):
@@ -378,7 +376,7 @@ def main(argv=None) -> int:
         print("ganforge: interrupted", file=sys.stderr)
         return 130
     except OSError as e:
-        if e.errno in _DISK_ERRORS:
+        if e.errno in DISK_ERRORS:
             print(f"ganforge: error: {e.strerror} writing {e.filename or 'a file'}; nothing earlier was overwritten",
                   file=sys.stderr)
             return 2

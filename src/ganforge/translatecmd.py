@@ -38,11 +38,10 @@ def _inputs(src: Path) -> tuple[list[Path], Path, int, int]:
         return [src], src.parent, 0, 0
     if not src.is_dir():
         raise UserError(f"--input {src} does not exist")
-    hidden: list = []
-    files, non_images = _list_images(src, hidden)
+    files, non_images, hidden = _list_images(src)
     if not files:
         raise UserError(f"no images found under {src}; give {IMAGE_KINDS} files")
-    return files, src, non_images, len(hidden)
+    return files, src, non_images, hidden
 
 
 def _targets(files: list[Path], root: Path, out: Path, single: bool, force: bool) -> list[Path]:

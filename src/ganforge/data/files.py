@@ -48,18 +48,17 @@ def _need_dir(path: Path, what: str) -> None:
 
 # ------------------------------------------------------------------ folder
 
-def _list_images(root: Path, hidden: "list | None" = None) -> tuple[list[Path], int]:
-    """(image files, how many other files) below ``root``; hidden files and folders (.name) are left out,
-    and added to ``hidden`` when it is given."""
-    files, skipped, seen = [], 0, set()
+def _list_images(root: Path) -> tuple[list[Path], int, int]:
+    """(image files, how many other files, how many hidden files and folders) below ``root``; hidden
+    ones (.name) are left out, with what they hold."""
+    files, skipped, hidden, seen = [], 0, 0, set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         real = os.path.realpath(dirpath)
         if real in seen:                   # a link back to a folder already listed (a loop, e.g. up -> ..): once
             dirnames[:] = []
             continue
         seen.add(real)
-        if hidden is not None:
-            hidden += [Path(dirpath) / n for n in sorted(dirnames + filenames) if n.startswith(".")]
+        hidden += sum(n.startswith(".") for n in dirnames + filenames)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if name.startswith("."):
@@ -68,7 +67,7 @@ def _list_images(root: Path, hidden: "list | None" = None) -> tuple[list[Path], 
                 files.append(Path(dirpath) / name)
             else:
                 skipped += 1
-    return files, skipped
+    return files, skipped, hidden
 
 
 def _decode(path: Path, channels: int, side: int) -> np.ndarray:
@@ -165,10 +164,9 @@ def skipped_line(root: Path, bad: list, non_images: int, hidden: int) -> str:
 def load_folder(path: str, channels, resolution, labels: bool):
     root = Path(path).expanduser()
     _need_dir(root, "image folder")
-    hidden: list = []
-    files, non_images = _list_images(root, hidden)
+    files, non_images, hidden = _list_images(root)
     if not files:
-        others = [f"{n} {w}" for n, w in ((non_images, "not images"), (len(hidden), "hidden")) if n]
+        others = [f"{n} {w}" for n, w in ((non_images, "not images"), (hidden, "hidden")) if n]
         raise UserError(f"no images under {root} ({'; '.join(others) or 'the folder is empty'}); "
                         f"give a folder of {IMAGE_KINDS} files")
     side = resolution or 64
@@ -194,8 +192,9 @@ def load_folder(path: str, channels, resolution, labels: bool):
                 f"none of the {len(files)} image files under {root} could be read")
         raise UserError(f"{what} ({_why(bad[0], root)}); "
                         f"give a folder of {IMAGE_KINDS} files")
-    if classes is not None and len(set(ys)) < len(classes):
-        empty = [c for i, c in enumerate(classes) if i not in set(ys)]
+    used = set(ys)
+    if classes is not None and len(used) < len(classes):
+        empty = [c for i, c in enumerate(classes) if i not in used]
         print(f"ganforge: warning: left out {len(empty)} class folder{'s' * (len(empty) > 1)} with no readable image "
               f"({', '.join(empty[:5])}{', ...' if len(empty) > 5 else ''}); {len(classes) - len(empty)} classes",
               file=sys.stderr)
@@ -203,7 +202,7 @@ def load_folder(path: str, channels, resolution, labels: bool):
         ys = [kept.index(classes[i]) for i in ys]
         classes = kept
     if bad or non_images or hidden:
-        print(f"ganforge: {skipped_line(root, bad, non_images, len(hidden))}; using {len(arrays)} images",
+        print(f"ganforge: {skipped_line(root, bad, non_images, hidden)}; using {len(arrays)} images",
               file=sys.stderr)
     x = torch.from_numpy(np.stack(arrays).astype(np.float32) / 255.0)
     y = torch.tensor(ys, dtype=torch.int64) if classes is not None else None

@@ -52,10 +52,9 @@ def _two_folders(root: Path, ca: Optional[int], cb: Optional[int], side: int, ot
     from PIL import Image
     sides = {}
     for key in ("A", "B"):
-        hidden: list = []
-        files, non_images = _list_images(root / key, hidden)
+        files, non_images, hidden = _list_images(root / key)
         others[0] += non_images
-        others[1] += len(hidden)
+        others[1] += hidden
         if not files:
             raise UserError(f"no images found under {root / key}; give {IMAGE_KINDS} files")
         sides[key] = {str(p.relative_to(root / key).with_suffix("")): p for p in files}
@@ -92,9 +91,7 @@ def load_pairs(path: str, resolution: Optional[int] = None, channels_a: Optional
     if (root / "A").is_dir() and (root / "B").is_dir():
         a_list, b_list, names, bad = _two_folders(root, channels_a, channels_b, side, others)
     else:
-        hidden: list = []
-        files, others[0] = _list_images(root, hidden)
-        others[1] = len(hidden)
+        files, others[0], others[1] = _list_images(root)
         if not files:
             raise UserError(f"no images found under {root}, and no A/ and B/ sub-folders; give {IMAGE_KINDS} files "
                             "(A|B side by side), or A/ and B/ folders of files with the same names")

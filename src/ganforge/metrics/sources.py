@@ -46,7 +46,7 @@ def _folder_side(path: Path) -> int:
     from PIL import Image
 
     from ..data.files import IMAGE_KINDS, _list_images
-    files, _ = _list_images(path)
+    files, _, _ = _list_images(path)
     for p in files:                        # the first that opens; unreadable ones are counted when loading
         try:
             with Image.open(p) as im:

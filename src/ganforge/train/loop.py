@@ -13,7 +13,6 @@ current step and write a checkpoint first; a second Ctrl-C stops at once.
 from __future__ import annotations
 
 import copy
-import errno
 import io
 import json
 import signal
@@ -30,7 +29,7 @@ from .. import __version__
 from ..config import Config
 from ..data import load_dataset
 from ..data.batches import Batches
-from ..errors import UserError
+from ..errors import DISK_ERRORS, UserError
 from ..games.gan import GANGame, Regularizer
 from ..losses import LOSSES
 from ..metrics.modes import mode_metrics
@@ -512,7 +511,6 @@ class Trainer:
                 "last": last}
 
 
-DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EPERM}
 
 
 def eval_labels(n: int, classes: int, device) -> torch.Tensor | None:
