@@ -8,7 +8,7 @@ newest checkpoint must load, at most ``log.checkpoint_every`` logged steps
 may be lost, and the half-written temporary file must be there (and gone
 after the resume); at the end metrics.jsonl and every tensor of the final
 checkpoint must equal the straight run's, bit for bit. The harness is
-ganforge.train.faults.kill_anywhere; tests/test_faults.py runs it with 6
+tests/kill_harness.kill_anywhere; tests/test_faults.py runs it with 6
 kills. Writes benchmarks/results/faults.json.
 
     python benchmarks/faults.py [--kills 24] [--only toy|dcgan]
@@ -23,9 +23,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))     # the kill harness lives with the tests
 from toy_modes import machine  # noqa: E402
 
-from ganforge.train.faults import kill_anywhere  # noqa: E402
+from kill_harness import kill_anywhere  # noqa: E402
 
 SETTINGS = {
     "toy": ("toy-grid", ["steps=2400", "log.every=10", "log.checkpoint_every=50", "log.samples_every=100",

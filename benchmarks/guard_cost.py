@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from toy_modes import machine  # noqa: E402
 
-from ganforge.train.run import plan_run  # noqa: E402
+from ganforge.train.start import plan_run  # noqa: E402
 from ganforge.train.loop import Trainer  # noqa: E402
 
 

@@ -96,7 +96,7 @@ class Ours:
     """ganforge's Trainer, extended by ``steps`` per round."""
 
     def __init__(self, out: Path, batch: int, precision: str, compiled: bool = False):
-        from ganforge.train.run import start
+        from ganforge.train.start import start
         overrides = (f"batch_size={batch}", f"precision={precision}", "penalty=none", "ema.enabled=false",
                      "log.every=1000", "log.samples_every=100000", "log.checkpoint_every=100000", "log.progress=off",
                      "log.tb=false", "eval.metrics=none", "steps=1", "threads=0", f"compile={str(compiled).lower()}",

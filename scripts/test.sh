@@ -13,4 +13,5 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
         >/dev/null 2>&1 || echo "scripts/test.sh: could not apt-get chromium chromium-driver" >&2
 fi
 python3 -m ruff check -q src tests benchmarks
+lint-imports --no-cache >/dev/null || lint-imports --no-cache     # the layers of docs/architecture.md (pyproject.toml)
 python3 -m pytest -q --durations=15 "$@"     # the slowest tests, to keep the suite near 10 minutes

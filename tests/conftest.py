@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ganforge.metrics.reference import install_torch_fidelity_shim
-from ganforge.train.log import WALL_CLOCK_KEYS, read_metrics
+from ganforge.runs.metrics_log import WALL_CLOCK_KEYS, read_metrics
 
 install_torch_fidelity_shim()      # before anything imports torchmetrics (its FID module imports torch-fidelity)
 

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import ganforge  # noqa: E402
 from ganforge.cli import main  # noqa: E402
-from ganforge.train import checkpoint  # noqa: E402
+from ganforge.runs import checkpoint  # noqa: E402
 
 from conftest import run_cli  # noqa: E402
 
@@ -466,7 +466,7 @@ def _image(mode: str, size, value) -> Image.Image:
 
 
 def test_images_of_every_mode_and_size_load_with_the_right_values(tmp_path):
-    from ganforge.data.files import load_folder
+    from ganforge.data.folder import load_folder
     rgb = folder(tmp_path, "rgb", {})
     palette = Image.new("P", (6, 6), 0)
     palette.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)      # index 1 is red
@@ -505,7 +505,7 @@ def test_images_of_every_mode_and_size_load_with_the_right_values(tmp_path):
 
 
 def test_tiff_images_load_with_the_right_values_float_ones_included(tmp_path):
-    from ganforge.data.files import load_folder
+    from ganforge.data.folder import load_folder
     gray = folder(tmp_path, "tiff", {})
     Image.fromarray(np.full((6, 6), 0.5, np.float32), "F").save(gray / "f-unit.tif")        # floats in [0, 1]
     Image.fromarray(np.full((6, 6), 255.0, np.float32), "F").save(gray / "f-255.tiff")      # floats as 0..255
@@ -526,7 +526,7 @@ def test_tiff_images_load_with_the_right_values_float_ones_included(tmp_path):
 
 
 def test_a_class_folder_with_no_readable_image_is_left_out_with_a_warning(tmp_path, capsys):
-    from ganforge.data.files import load_folder
+    from ganforge.data.folder import load_folder
     root = folder(tmp_path, "classes", {})
     for name, n in (("cat", 2), ("dog", 0), ("emu", 1)):
         (root / name).mkdir()

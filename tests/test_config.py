@@ -108,6 +108,6 @@ def test_get_dotted():
 
 def test_docs_config_page_matches_the_schema():
     from pathlib import Path
-    from ganforge.config import key_table
+    from ganforge.cli.config import key_table
     page = (Path(__file__).parents[1] / "docs" / "config.md").read_text()
     assert page.endswith(key_table()), "docs/config.md is stale: regenerate it with ganforge config --keys"

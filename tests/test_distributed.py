@@ -186,7 +186,7 @@ def _rank_asked_late(rank, port, out, results):
     os.environ.update(WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    from ganforge.train.run import start
+    from ganforge.train.start import start
     trainer, _ = start("toy-ring", ("steps=40", "name=late", "log.every=3", "log.progress=off"), out)
     if rank == 0:
         write = trainer.metrics.write

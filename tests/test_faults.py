@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from ganforge.cli import main
-from ganforge.train import checkpoint
-from ganforge.train.faults import kill_anywhere
+from ganforge.runs import checkpoint
+from kill_harness import kill_anywhere
 from ganforge.train.guard import Diverged
-from ganforge.train.log import read_metrics
+from ganforge.runs.metrics_log import read_metrics
 from ganforge.train.loop import Trainer
-from ganforge.train.run import start
-from ganforge.train.setup import lr_factor
+from ganforge.train.start import start
+from ganforge.train.build import lr_factor
 
 from conftest import assert_same_tensors, ganforge_cmd, numbers
 
@@ -218,7 +218,7 @@ def test_a_full_disk_stops_with_one_line_keeps_the_checkpoint_and_resumes(tmp_pa
                   f"{py} train toy-ring steps=300 log.checkpoint_every=100 log.progress=off --out {mnt} 2>err && exit 9 "
                   f"|| echo rc=$? >> rc\n"
                   f"ls {mnt}/ring-mlp/checkpoints > ckpts; ls -a {mnt}/ring-mlp/checkpoints > all\n"
-                  f"{sys.executable} -c \"from ganforge.train import checkpoint; print(checkpoint.load('{mnt}/ring-mlp/checkpoints/"
+                  f"{sys.executable} -c \"from ganforge.runs import checkpoint; print(checkpoint.load('{mnt}/ring-mlp/checkpoints/"
                   f"step-0000100.pt')['step'])\" > loaded\n"
                   f"mount -o remount,size=20m {mnt}\n"
                   f"{py} train --resume {mnt}/ring-mlp log.progress=off > resumed 2>&1\n")
@@ -267,14 +267,14 @@ def test_a_read_only_run_folder_is_one_line_and_nothing_changes(tmp_path):
 
 def test_a_failed_write_of_run_json_or_config_keeps_the_old_file_and_stale_temporaries_go(tmp_path, monkeypatch, capsys):
     import errno
-    from ganforge.train import faults
+    from ganforge.runs import atomic
     args = ["train", "toy-ring", "steps=10", "eval.metrics=none", "log.tb=false", "log.progress=off", "name=r",
             "--out", str(tmp_path)]
     assert main(args) == 0
     run = tmp_path / "r"
     (run / ".run.json.tmp-999").write_bytes(b"{")              # left by a writer killed at its last start
     (run / "samples" / ".step-0000010.png.tmp-999").write_bytes(b"")
-    real = faults.write_bytes
+    real = atomic.write_through
     for name in ("run.json", "config.yaml", "metrics.jsonl"):
         before = (run / name).read_bytes()
         def full(f, data, path, _name=name):
@@ -282,12 +282,12 @@ def test_a_failed_write_of_run_json_or_config_keeps_the_old_file_and_stale_tempo
                 f.write(data[:3])
                 raise OSError(errno.ENOSPC, "No space left on device")
             real(f, data, path)
-        monkeypatch.setattr(faults, "write_bytes", full)
+        monkeypatch.setattr(atomic, "write_through", full)
         capsys.readouterr()
         assert main(["train", "--resume", str(run), "steps=12", "log.progress=off"]) == 2
         assert "No space left on device" in _one_error_line(capsys.readouterr().err), name
         assert (run / name).read_bytes() == before, name            # the old file, whole
-        monkeypatch.setattr(faults, "write_bytes", real)
+        monkeypatch.setattr(atomic, "write_through", real)
     assert main(["train", "--resume", str(run), "steps=12", "log.progress=off"]) == 0
     assert not list(run.glob(".*.tmp-*")) and not list((run / "samples").glob(".*.tmp-*"))
     assert [r["step"] for r in read_metrics(run / "metrics.jsonl")][-1] == 12
@@ -295,11 +295,11 @@ def test_a_failed_write_of_run_json_or_config_keeps_the_old_file_and_stale_tempo
 
 def test_a_new_run_whose_config_cannot_be_written_leaves_no_folder(tmp_path, monkeypatch, capsys):
     import errno
-    from ganforge.train import faults
+    from ganforge.runs import atomic
 
     def full(f, data, path):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
-    monkeypatch.setattr(faults, "write_bytes", full)
+    monkeypatch.setattr(atomic, "write_through", full)
     assert main(["train", "toy-ring", "steps=2", "name=r", "log.progress=off", "--out", str(tmp_path)]) == 2
     assert "No space left on device" in _one_error_line(capsys.readouterr().err)
     assert not (tmp_path / "r").exists()                        # no half-made run folder

@@ -28,7 +28,7 @@ from hypothesis.extra import numpy as hnp
 from PIL import Image
 
 from ganforge.config import Config, build, dump, from_dict, load_config, presets, raw_from
-from ganforge.data import files, load_dataset
+from ganforge.data import folder as files, load_dataset
 from ganforge.errors import UserError
 from ganforge.nets import FAMILIES
 from ganforge.schema import _unwrap_optional, choice_list, field_type, is_section
@@ -312,7 +312,7 @@ def test_a_yaml_config_gives_a_config_or_a_user_error(text):
 
 # ------------------------------------------------------------------ image folders
 
-GRAY_MODES = files.GRAY_MODES      # what files._folder_channels reads as one channel
+GRAY_MODES = files.GRAY_MODES      # what folder.folder_channels reads as one channel
 FORMATS = {"PNG": ".png", "JPEG": ".jpg", "BMP": ".bmp", "GIF": ".gif", "WEBP": ".webp", "TIFF": ".tif"}
 
 

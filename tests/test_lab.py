@@ -7,7 +7,7 @@ import pytest
 from conftest import run_cli
 from ganforge.cli import build_parser
 from ganforge.lab import EXPERIMENTS, available, get
-from ganforge.labcmd import run_lab
+from ganforge.cli.lab import run as run_lab
 
 
 def test_every_experiment_is_built_and_listed():

@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 import ganforge
 from ganforge.cli import main
 from ganforge.errors import UserError
-from ganforge.train import checkpoint
+from ganforge.runs import checkpoint
 
 from conftest import assert_same_tensors
 

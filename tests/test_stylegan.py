@@ -177,11 +177,12 @@ def test_path_length_is_the_norm_of_the_jacobian_transpose_times_noise():
 
 
 def test_family_defaults_and_separate_real_fake_batches():
-    from ganforge.games.gan import GANGame
+    from ganforge.games.gan import GANGame, GANOptions
     cfg = load_config(None, ("model=stylegan",))
     assert cfg.penalty.name == "r1" and cfg.penalty.every == 16 and cfg.optim.g.lr == 0.0025
     G, D = _nets((1, 28, 28), classes=10)
-    game = GANGame(G, D, *([None] * 8), d_steps=1, batch_size=4, precision=None, classes=10)
+    game = GANGame(G, D, None, None, GANOptions(None, d_steps=1, batch_size=4, classes=10), batches=None,
+                   z_stream=None, aux_stream=None, precision=None)
     assert not game.joint                                           # minibatch std must not mix real and fake
 
 
@@ -214,7 +215,8 @@ def test_train_pl_resume_and_truncated_samples(tmp_path):
 
 def test_layer_ranges_and_slerp():
     from ganforge.errors import UserError
-    from ganforge.latentcmd import layer_range, slerp
+    from ganforge.cli.interpolate import slerp
+    from ganforge.cli.stylemix import layer_range
     assert [layer_range(k, 6) for k in ("coarse", "middle", "fine")] == [slice(0, 2), slice(2, 4), slice(4, 6)]
     assert layer_range("1:3", 6) == slice(1, 3) and layer_range(":2", 6) == slice(0, 2)
     for bad in ("3:3", "0:7", "x", "2"):

@@ -197,7 +197,7 @@ def test_metrics_record_what_produced_them(tmp_path):
     assert info["shape"] == [2] and info["kind"] == "vector"
     text = (run.path / "config.yaml").read_text()
     from ganforge.train.precision import resolve
-    from ganforge.train.setup import pick_device
+    from ganforge.device import pick_device
     assert "penalty:\n  name: r1" in text and "precision: auto" not in text     # resolved, not 'auto'
     assert f"precision: {resolve('auto', pick_device('auto'))}" in text     # fp32 on this CPU, bf16 on an H100
 
@@ -224,7 +224,7 @@ def test_eval_metrics_none_and_nothing_to_measure_at_several_evaluations(tmp_pat
 
 
 def test_progress_line_shows_only_what_the_game_computes():
-    from ganforge.train.log import Progress
+    from ganforge.train.progress import Progress
     p = Progress(100, "lines")
     p.start(0)
     gan = p.text(10, {"img_s": 5, "loss_d": 1.0, "loss_g": 3.0, "d_real": 0.5, "d_fake": 0.4})

@@ -9,8 +9,8 @@ from torch import nn
 
 from conftest import assert_same_nets, numbers, run_cli
 from ganforge.api import load_run
-from ganforge.games.cycle import CycleGame, ImagePool
-from ganforge.games.pair import PairGame
+from ganforge.games.cycle import CycleGame, CycleOptions, ImagePool
+from ganforge.games.pair import PairGame, PairOptions
 from ganforge.losses import LOSSES
 from ganforge.metrics.translation import translation_scores
 from ganforge.nets.cyclegan import CyclePair, Judges, ResnetGenerator
@@ -79,8 +79,8 @@ def test_cycle_and_identity_losses_vanish_for_identity_generators_and_adversaria
     G, D = CyclePair(Same(), Same()), Judges(Const(0.25), Const(0.75))
     sgd = lambda m: torch.optim.SGD(m.parameters(), lr=0.0)  # noqa: E731
     from ganforge.rng import Stream
-    game = CycleGame(G, D, LOSSES["least-squares"], sgd(G), sgd(D), _Batches(a, b), Stream(0, "aux"),
-                     Precision("fp32", torch.device("cpu")), pool_size=0)
+    game = CycleGame(G, D, sgd(G), sgd(D), CycleOptions(LOSSES["least-squares"], pool_size=0), batches=_Batches(a, b),
+                     aux_stream=Stream(0, "aux"), precision=Precision("fp32", torch.device("cpu")))
     s = game.step()[0]
     assert float(s["cycle"]) == 0.0 and float(s["identity"]) == 0.0
     # least squares: G's terms 0.5 (D - 1)^2 for each domain's judge; D's 0.5 ((D_real - 1)^2 + D_fake^2) each
@@ -95,9 +95,9 @@ def test_pix2pix_l1_alone_never_touches_d_and_lowers_the_l1_loss():
     before = {k: v.clone() for k, v in D.state_dict().items()}
     a = torch.rand(8, 1, 8, 8) * 2 - 1
     b = -a                                                                  # learn to invert
-    game = PairGame(G, D, LOSSES["nonsaturating"], torch.optim.Adam(G.parameters(), 1e-2),
-                    torch.optim.Adam(D.parameters(), 1e-2), _Batches(a, b), Precision("fp32", torch.device("cpu")),
-                    gan_weight=0.0)
+    game = PairGame(G, D, torch.optim.Adam(G.parameters(), 1e-2), torch.optim.Adam(D.parameters(), 1e-2),
+                    PairOptions(LOSSES["nonsaturating"], gan_weight=0.0), batches=_Batches(a, b),
+                    precision=Precision("fp32", torch.device("cpu")))
     first = float(game.step()[0]["loss_l1"])
     for _ in range(60):
         last = game.step()[0]
@@ -124,9 +124,9 @@ def test_instance_noise_is_drawn_for_the_global_batch_and_reaches_only_d():
     a = torch.rand(8, 1, 8, 8) * 2 - 1
     torch.manual_seed(0)
     G, D = UNetGenerator(1, 1, 8, width=8, dropout=0.0), Seen()
-    game = PairGame(G, D, LOSSES["nonsaturating"], torch.optim.SGD(G.parameters(), 0.0),
-                    torch.optim.SGD(D.parameters(), 0.0), _Batches(a, -a), Precision("fp32", torch.device("cpu")),
-                    Dist(), d_noise=0.3, aux_stream=Stream(5, "aux"), batch_size=8)
+    game = PairGame(G, D, torch.optim.SGD(G.parameters(), 0.0), torch.optim.SGD(D.parameters(), 0.0),
+                    PairOptions(LOSSES["nonsaturating"], d_noise=0.3, batch_size=8), batches=_Batches(a, -a),
+                    precision=Precision("fp32", torch.device("cpu")), aux_stream=Stream(5, "aux"), dist=Dist())
     stats = game.step()[0]
     with torch.no_grad():
         fake = G(a)
@@ -136,8 +136,8 @@ def test_instance_noise_is_drawn_for_the_global_batch_and_reaches_only_d():
     n_real, n_fake = real_in + a, fake_in - fake
     assert float(n_real.std()) == pytest.approx(0.3, rel=0.2) and float(n_fake.std()) == pytest.approx(0.3, rel=0.2)
     assert not torch.allclose(n_real, n_fake)
-    rank1 = PairGame(G, D, None, None, None, None, None, Dist(1, 2), d_noise=0.3, aux_stream=Stream(5, "aux"),
-                     batch_size=8)
+    rank1 = PairGame(G, D, None, None, PairOptions(None, d_noise=0.3, batch_size=8), batches=None, precision=None,
+                     aux_stream=Stream(5, "aux"), dist=Dist(1, 2))
     mine = rank1._noise(-a[4:])                              # rank 1 of 2: its rows of the same global draw
     torch.testing.assert_close(mine[0], n_real[4:])
     torch.testing.assert_close(mine[1], n_fake[4:])

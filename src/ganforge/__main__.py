@@ -1,3 +1,4 @@
+"""``python -m ganforge``: the ganforge command (ganforge.cli)."""
 from .cli import main
 
 raise SystemExit(main())

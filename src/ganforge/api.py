@@ -1,55 +1,39 @@
-"""The Python API for notebooks: train a run, open a run, draw samples.
+"""The Python API for notebooks: open a run folder, draw samples, translate images.
 
     import ganforge
-    run = ganforge.train("toy-ring", steps=500, out="runs")
+    run = ganforge.train("toy-ring", steps=500, out="runs")     # ganforge.train.start.train
     x = run.sample(1000, seed=0)            # from the EMA generator
     run = ganforge.load_run("runs/ring-mlp")
     run.generator, run.discriminator, run.config, run.metrics()
+
+Opening a run reads its folder through ganforge.runs and builds its nets;
+it never imports the training package.
 """
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Optional, Union
 
 import torch
 
-from .config import Config
+from .config import Config, build, raw_from_dict
+from .device import pick_device
 from .errors import UserError
 from .nets import FAMILIES, build_nets
 from .rng import Stream, truncated_normal
-from .train import checkpoint
-from .train.log import read_metrics
-from .train.run import load_saved_config, start
-from .train.setup import pick_device
+from .runs import checkpoint, folder
+from .runs.metrics_log import read_metrics
 
 
-def _overrides(kwargs: dict, prefix: str = "") -> list[str]:
-    out = []
-    for k, v in kwargs.items():
-        if isinstance(v, dict):
-            out += _overrides(v, f"{prefix}{k}.")
-        else:
-            out.append(f"{prefix}{k}={'null' if v is None else v}")
-    return out
+def saved_config(run_dir: Path) -> tuple[dict, Config]:
+    """A run's config.yaml: the raw tree of its values (old key names renamed) and the checked Config."""
+    raw = raw_from_dict(folder.read_config(Path(run_dir)))
+    return raw, build(raw)
 
 
-def train(config: Optional[str] = None, out: Union[str, Path] = "runs", resume: Union[str, Path, bool, None] = None,
-          progress: str = "auto", **overrides) -> "Run":
-    """Train a run and return its handle.
-
-    ``config`` is a preset name or YAML path (None: the main job's defaults);
-    ``overrides`` are config keys, nested dicts or dotted strings via
-    ``**{"optim.g.lr": 1e-4}``. ``resume`` is a run folder to continue, or
-    True to continue the named run if it exists (as ``resume=true``).
-    """
-    if isinstance(resume, bool):                       # resume=True: the named run, if it exists
-        overrides["resume"], resume = resume, None
-    trainer, _ = start(config, tuple(_overrides(overrides)), Path(out), Path(resume) if resume else None,
-                       progress=None if progress == "auto" else progress)
-    trainer.run()
-    return load_run(trainer.run_dir)
+def load_saved_config(run_dir: Path) -> Config:
+    return saved_config(run_dir)[1]
 
 
 class Run:
@@ -80,7 +64,7 @@ class Run:
     def translate(self, x: torch.Tensor, direction: str = "ab", ema: bool = True) -> torch.Tensor:
         """Images of domain A (N, C, H, W) in [-1, 1] translated to B (``direction="ba"``: B to A, CycleGAN),
         with the fixed dropout seed of the run's samples and scores."""
-        from .train.translate import translate
+        from .nets.inference import translate
         if not self.translates:
             raise UserError(f"{self.path} is a {self.config.model.name} run: only pix2pix and cyclegan runs translate")
         net = self.G_ema if (ema and self.G_ema is not None) else self.G
@@ -174,25 +158,8 @@ def load_run(path: Union[str, Path], device: str = "cpu", which: str = "latest")
     """Open a run folder at its newest checkpoint (``which="best"``: checkpoints/best.pt, kept by ``eval.best``)."""
     path = Path(path)
     cfg = load_saved_config(path)
-    info_path = path / "run.json"
-    if not info_path.is_file():
-        raise UserError(f"{path} has no run.json: the run never started")
-    try:
-        info = json.loads(info_path.read_text())
-        tuple(info["shape"])
-    except (ValueError, KeyError, TypeError):
-        raise UserError(f"{info_path} is damaged (not the JSON with the data's shape that ganforge writes); "
-                        f"ganforge train --resume {path} writes it again") from None
-    if which == "best":
-        best = path / "checkpoints" / "best.pt"
-        if not best.is_file():
-            raise UserError(f"{path} has no checkpoints/best.pt: train with eval.best=METRIC to keep one")
-        found = (best, checkpoint.load(best))
-    else:
-        found = checkpoint.latest(path / "checkpoints")
-    if found is None:
-        raise UserError(f"{path} has no checkpoint yet")
-    ckpt, state = found
+    info = folder.read_info(path)
+    ckpt, state = checkpoint.pick(path, which)
     G, D = build_nets(cfg.model, tuple(info["shape"]), len(info.get("classes") or ()),   # weights replaced below
                       tuple(info.get("shape_a", ())))
     dev = pick_device(device)

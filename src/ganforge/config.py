@@ -22,8 +22,9 @@ from typing import Any, Optional
 
 import yaml
 
+from .data.options import DataConfig  # noqa: F401  (the data section, owned by ganforge.data)
 from .errors import UserError
-from .schema import coerce, dotted_keys, field_type, is_section, opt, section, unknown_key
+from .schema import coerce, dotted_keys, field_type, is_section, opt, read_yaml, section, unknown_key
 
 PRESET_DIR = Path(__file__).parent / "configs"
 
@@ -38,18 +39,14 @@ def _family_names():
     return sorted(FAMILIES)
 
 
-@dataclass
-class DataConfig:
-    """Where the real samples come from."""
-    name: str = opt("mnist", "a registered dataset (ganforge data list), folder:PATH, npz:PATH, idx:PATH or cifar10:PATH")
-    resolution: Optional[int] = opt(None, "image side in pixels after center-crop and resize; null keeps the dataset's own", min=1)
-    channels: Optional[int] = opt(None, "1 (gray) or 3 (RGB); null keeps the dataset's own (image-to-image: "
-                                  "of domain B, the outputs)", choices=(1, 3))
-    channels_a: Optional[int] = opt(None, "image-to-image: channels of domain A, the inputs; null keeps the data's "
-                                    "own", choices=(1, 3))
-    holdout: float = opt(0.0, "fraction of the data held out (stratified by label when there are labels)", min=0.0, lt=1.0)
-    split: str = opt("train", "which part to train on", choices=("train", "holdout", "all"))
-    labels: bool = opt(False, "folder:PATH only: take class labels from the names of sub-folders")
+def _extractor_names():
+    from .metrics.features import names
+    return names()
+
+
+def _best_choices():
+    from .metrics.registry import best_choices
+    return best_choices()
 
 
 @dataclass
@@ -135,10 +132,9 @@ class EvalConfig:
     metrics: str = opt("auto", "comma list of fid,kid,is,pr,dc,modes, or none; auto: toys modes (modes, hq, kl), "
                        "28x28 digits fid,modes with the mnist features, other images none")
     features: Optional[str] = opt(None, "feature extractor for image metrics; null: mnist for 28x28 digits, "
-                                  "else efficientnet-lite0", choices=("inception", "efficientnet-lite0", "mnist"))
+                                  "else efficientnet-lite0", choices=_extractor_names)
     best: Optional[str] = opt(None, "keep checkpoints/best.pt for the best value of fid, kid, is, precision, recall, "
-                              "density, coverage, kl or modes; null: off",
-                              choices=("fid", "kid", "is", "precision", "recall", "density", "coverage", "kl", "modes"))
+                              "density, coverage, kl or modes; null: off", choices=_best_choices)
 
 
 @dataclass
@@ -316,28 +312,6 @@ def find_preset(spec: str) -> Path:
     raise UserError(f"no config file or preset named {spec!r}; presets: {', '.join(presets())}")
 
 
-def read_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        problem = f" ({e.problem})" if getattr(e, "problem", None) else ""
-        raise UserError(f"{path} is not valid YAML{at}{problem}; a config file maps keys to values, one "
-                        "'key: value' a line (ganforge config --keys lists the keys)") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
-    except Exception as e:     # PyYAML's constructors fail plainly on some values (2001-13-45, !!bool maybe, !!int '')
-        why = str(e).splitlines()[0][:100] if str(e) else type(e).__name__
-        raise UserError(f"{path} is not valid YAML: a value it cannot read ({why})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise UserError(f"{path} must hold a mapping of config keys, not a {type(data).__name__}: one 'key: value' "
-                        "a line, e.g. 'steps: 1000'" + (", without a leading '- '" if isinstance(data, list) else ""))
-    return data
-
-
 def raw_from(preset: Optional[str] = None, overrides: tuple = (), base: Optional[dict] = None) -> dict:
     """The raw tree of values set by a preset and overrides, on top of ``base``."""
     raw = copy.deepcopy(base) if base else {}
@@ -375,6 +349,27 @@ def family_defaults(raw: dict) -> dict:
     return raw
 
 
+def complete(cfg: Config) -> Config:
+    """A copy of ``cfg`` with every 'auto'/null default of the loss and penalty replaced by the value it stands
+    for (``precision`` stays: the trainer decides it on the machine it runs on)."""
+    from .losses import LOSSES
+    from .penalties import DEFAULT_EVERY, DEFAULT_WEIGHT
+    cfg = copy.deepcopy(cfg)
+    loss = LOSSES[cfg.loss]
+    if cfg.penalty.name == "auto":
+        cfg.penalty.name = loss.penalty
+    if loss.penalty != "none" and cfg.penalty.name != loss.penalty:
+        raise UserError(f"loss={cfg.loss} includes penalty {loss.penalty}, but the config sets penalty.name="
+                        f"{cfg.penalty.name}: add penalty={loss.penalty}, or use loss=wasserstein with your penalty")
+    if cfg.penalty.name != "none" and cfg.penalty.weight is None:
+        cfg.penalty.weight = DEFAULT_WEIGHT[cfg.penalty.name]
+    if cfg.penalty.every is None:
+        cfg.penalty.every = DEFAULT_EVERY.get(cfg.penalty.name, 1)
+    if cfg.clip is None:
+        cfg.clip = loss.clip or 0.0
+    return cfg
+
+
 def build(raw: dict) -> Config:
     return _build(Config, family_defaults(raw), "")
 
@@ -400,29 +395,3 @@ def from_dict(d: dict) -> Config:
 def dump(cfg: Config, header: str = "") -> str:
     text = yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=False)
     return (header + text) if header else text
-
-
-def key_table() -> str:
-    """Every config key with its default, what it allows and its help, as a Markdown table."""
-    from .nets import FAMILIES
-    from .schema import describe
-
-    rows = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
-
-    def walk(cls, prefix: str, obj, label: str = "") -> None:
-        for f in dataclasses.fields(cls):
-            tp = field_type(cls, f)
-            if is_section(tp):
-                walk(tp, prefix + f.name + ".", getattr(obj, f.name))
-                continue
-            v = getattr(obj, f.name)
-            shown = "null" if v is None else str(v).lower() if isinstance(v, bool) else v
-            rows.append(f"| {label}`{prefix}{f.name}` | `{shown}` | {describe(tp, f.metadata)} | {f.metadata.get('help', '')} |")
-
-    walk(Config, "", Config())
-    for name in sorted(FAMILIES):
-        walk(FAMILIES[name].options, "model.", FAMILIES[name].options(), f"({name}) ")
-    notes = [f"- `model.name={name}` also sets " + ", ".join(f"`{k}={str(v).lower() if isinstance(v, bool) else v}`"
-                                                          for k, v in FAMILIES[name].defaults)
-             + " unless the preset or command line sets them." for name in sorted(FAMILIES) if FAMILIES[name].defaults]
-    return "\n".join(rows) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else "")

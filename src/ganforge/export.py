@@ -1,6 +1,6 @@
 """A run's generator as one safetensors file, and the way back: ``export_generator`` and ``load_generator``.
 
-A checkpoint (train.checkpoint) is a ``torch.save`` pickle: fine for resuming
+A checkpoint (runs.checkpoint) is a ``torch.save`` pickle: fine for resuming
 one's own runs, but a pickle from elsewhere is a program, not data. The file
 written here holds the generator's ``state_dict`` in the safetensors format of
 Hugging Face (huggingface/safetensors, README "Format": an 8-byte little-endian
@@ -15,7 +15,7 @@ network with nets.build_nets: the resolved ``config`` dict, the data ``shape``
 of the data, ``n_classes``, ``z_dim``, the ``step`` and ``weights`` ("ema" or
 "raw") it was taken from, the ``checkpoint`` file name and the ganforge
 ``version``. The file is written to a temporary name, fsynced and renamed, so
-a kill never leaves half a file under the final name.
+a kill never leaves half a file under the final name (runs.atomic).
 
     ganforge export runs/ring-mlp --out ring.safetensors
     G = ganforge.load_generator("ring.safetensors")
@@ -24,7 +24,6 @@ a kill never leaves half a file under the final name.
 from __future__ import annotations
 
 import json
-import os
 import types
 from pathlib import Path
 from typing import Optional, Union
@@ -32,6 +31,8 @@ from typing import Optional, Union
 import torch
 
 from .errors import UserError
+from .runs import atomic, checkpoint, folder
+from .version import __version__
 
 FORMAT = "ganforge-generator"
 FORMAT_VERSION = 1
@@ -40,45 +41,20 @@ SUFFIX = ".safetensors"
 
 # ---------------------------------------------------------------- writing
 
-def _checkpoint_state(run_dir: Path, which: str) -> tuple[Path, dict]:
-    """(file, state) of the run's checkpoint: ``latest``, ``best`` or a checkpoint file; never unpickles code."""
-    from .train import checkpoint
-    if which == "latest":
-        folder = run_dir / "checkpoints"
-        found = checkpoint.latest(folder)      # names a refused newer file; raises when none loads
-        if found is None:
-            raise UserError(f"{run_dir} has no checkpoint yet")
-        return found
-    path = run_dir / "checkpoints" / "best.pt" if which == "best" else Path(which)
-    if which == "best" and not path.is_file():
-        raise UserError(f"{run_dir} has no checkpoints/best.pt: train with eval.best=METRIC to keep one")
-    if not path.is_file():
-        raise UserError(f"--checkpoint takes best, latest or a checkpoint file; {path} is not a file")
-    return path, checkpoint.load(path)
-
-
 def export_generator(run_dir: Union[str, Path], out: Union[str, Path], which: str = "latest", raw: bool = False,
                      force: bool = False) -> dict:
     """Write the generator of the run in ``run_dir`` to ``out`` (a .safetensors file); return its metadata.
 
     ``which``: "latest" (the newest checkpoint that loads), "best" (checkpoints/best.pt) or a checkpoint
     file; ``raw``: the trained G rather than its moving average (runs without EMA always give G)."""
-    from . import __version__
+    from safetensors.torch import save
+
+    from .api import load_saved_config
     from .nets import build_nets
-    from .train.run import load_saved_config
-    run_dir, out = Path(run_dir), Path(out)
-    if out.suffix != SUFFIX:
-        raise UserError(f"--out must end in {SUFFIX}, got {out.name}")
-    if out.exists() and not force:
-        raise UserError(f"{out} exists; choose another --out or add --force to replace it")
-    if out.is_dir():
-        raise UserError(f"{out} is a folder; --out names the file to write")
+    run_dir, out = Path(run_dir), atomic.check_out(Path(out), force, (SUFFIX,))
     cfg = load_saved_config(run_dir)
-    info_path = run_dir / "run.json"
-    if not info_path.is_file():
-        raise UserError(f"{run_dir} has no run.json: the run never started")
-    info = json.loads(info_path.read_text())
-    ckpt, state = _checkpoint_state(run_dir, which)
+    info = folder.read_info(run_dir)
+    ckpt, state = checkpoint.pick(run_dir, which)
     use_ema = not raw and state.get("G_ema") is not None
     classes = list(info.get("classes") or [])
     shape, shape_a = tuple(info["shape"]), tuple(info.get("shape_a", ()))
@@ -94,34 +70,11 @@ def export_generator(run_dir: Union[str, Path], out: Union[str, Path], which: st
         meta["shape_a"] = list(shape_a)
     # clones: safetensors refuses tensors that share memory, and wants them contiguous
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in G.state_dict().items()}
-    _atomic_save_file(tensors, {"format": FORMAT, "format_version": str(FORMAT_VERSION),
-                                "ganforge": json.dumps(meta)}, out)
+    # through the one atomic write, not safetensors' save_file, whose files are private to their owner (mode 0600)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_bytes(out, save(tensors, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION),
+                                                    "ganforge": json.dumps(meta)}))
     return meta
-
-
-def _atomic_save_file(tensors: dict, metadata: dict, path: Path) -> None:
-    """The safetensors bytes written to a temporary file beside ``path``, fsynced, then renamed over it.
-    (Through open(), not safetensors' save_file, whose files are private to their owner (mode 0600).)"""
-    from safetensors.torch import save
-    data = save(tensors, metadata=metadata)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    try:
-        fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------- reading
@@ -202,7 +155,7 @@ def load_generator(path: Union[str, Path], device: str = "cpu") -> torch.nn.Modu
     """
     from safetensors.torch import load_file
 
-    from .train.setup import pick_device
+    from .device import pick_device
     path = Path(path)
     meta = read_metadata(path)
     cfg, G = _rebuild(path, meta)

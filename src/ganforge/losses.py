@@ -110,3 +110,11 @@ LOSSES: dict[str, Loss] = {
     "relativistic": Loss(rp_d, rp_g, probability=True, g_needs_real=True),
     "relativistic-average": Loss(ra_d, ra_g, probability=True, g_needs_real=True, batch_mean=True),
 }
+
+
+def register_loss(name: str, loss: Loss) -> Loss:
+    """Add an objective under ``name`` (or replace the one of that name); ``loss=name`` then trains with it."""
+    if not name or "=" in name or "," in name:
+        raise ValueError(f"a loss needs a plain name, got {name!r}")
+    LOSSES[name] = loss
+    return loss

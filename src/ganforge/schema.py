@@ -4,7 +4,8 @@ A config value arrives either typed (from YAML) or as a string (from a
 ``key=value`` override). :func:`coerce` turns either into the field's declared
 type and checks the field's choices and range; anything else raises a
 :class:`~ganforge.errors.UserError` whose message names the key, what is
-allowed and what was given.
+allowed and what was given. :func:`read_yaml` reads the YAML files values come
+from (presets, config files, a run's config.yaml) with the same one-line errors.
 """
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ import functools
 import math
 import types
 import typing
+from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Union
+
+import yaml
 
 from .errors import UserError
 
@@ -191,3 +195,25 @@ def dotted_keys(cls, prefix: str = "") -> list[str]:
         else:
             out.append(prefix + f.name)
     return out
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        problem = f" ({e.problem})" if getattr(e, "problem", None) else ""
+        raise UserError(f"{path} is not valid YAML{at}{problem}; a config file maps keys to values, one "
+                        "'key: value' a line (ganforge config --keys lists the keys)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+    except Exception as e:     # PyYAML's constructors fail plainly on some values (2001-13-45, !!bool maybe, !!int '')
+        why = str(e).splitlines()[0][:100] if str(e) else type(e).__name__
+        raise UserError(f"{path} is not valid YAML: a value it cannot read ({why})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path} must hold a mapping of config keys, not a {type(data).__name__}: one 'key: value' "
+                        "a line, e.g. 'steps: 1000'" + (", without a leading '- '" if isinstance(data, list) else ""))
+    return data

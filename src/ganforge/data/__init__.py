@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from ..errors import UserError
-from . import files
+from . import files, folder
 from .embedded import EMBEDDED
 from .tasks import TASKS, Task
 from .toy import TOYS, GaussianMixture
@@ -134,7 +134,7 @@ def load_dataset(cfg) -> Dataset:
             raise UserError(_unknown(cfg.name))
         x, y, classes = EMBEDDED[kind][0]()
     elif kind == "folder":
-        x, y, classes = files.load_folder(path, cfg.channels, cfg.resolution, cfg.labels)
+        x, y, classes = folder.load_folder(path, cfg.channels, cfg.resolution, cfg.labels)
     elif kind == "npz":
         x, y, classes = files.load_npz(path)
     elif kind == "idx":
@@ -162,11 +162,11 @@ def _shape(x: Tensor, channels, resolution) -> Tensor:
 def _unpaired_folders(root: str, cfg) -> Task:
     from pathlib import Path
     base = Path(root).expanduser()
-    files._need_dir(base, "unpaired image folder")
+    folder.need_dir(base, "unpaired image folder")
     if not ((base / "trainA").is_dir() and (base / "trainB").is_dir()):
         raise UserError(f"unpaired:{root} needs the folders trainA and trainB (CycleGAN's layout)")
     side = cfg.resolution or 256
-    parts = {k: files.load_folder(str(base / k), cfg.channels_a if k.endswith("A") else cfg.channels, side, False)[0]
+    parts = {k: folder.load_folder(str(base / k), cfg.channels_a if k.endswith("A") else cfg.channels, side, False)[0]
              for k in ("trainA", "trainB", "testA", "testB") if (base / k).is_dir()}
     if ("testA" in parts) != ("testB" in parts):
         raise UserError(f"unpaired:{root} has only one of testA and testB; add the other or remove it")

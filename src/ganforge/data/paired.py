@@ -26,12 +26,12 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .files import IMAGE_KINDS, _folder_channels, _list_images, _need_dir, image_to_array, skipped_line
+from .folder import IMAGE_KINDS, folder_channels, list_images, need_dir, image_to_array, skipped_line
 
 
 def _side_by_side(root: Path, files: list[Path], ca: Optional[int], cb: Optional[int], side: int):
     from PIL import Image
-    ca, cb = ca or _folder_channels(files), cb or _folder_channels(files)
+    ca, cb = ca or folder_channels(files), cb or folder_channels(files)
     a_list, b_list, names, bad = [], [], [], []
     for p in files:
         try:
@@ -52,7 +52,7 @@ def _two_folders(root: Path, ca: Optional[int], cb: Optional[int], side: int, ot
     from PIL import Image
     sides = {}
     for key in ("A", "B"):
-        files, non_images, hidden = _list_images(root / key)
+        files, non_images, hidden = list_images(root / key)
         others[0] += non_images
         others[1] += hidden
         if not files:
@@ -65,8 +65,8 @@ def _two_folders(root: Path, ca: Optional[int], cb: Optional[int], side: int, ot
         raise UserError(f"{len(only_a)} images in {root / 'A'} and {len(only_b)} in {root / 'B'} have no partner "
                         f"of the same name (e.g. {side_name}/{lonely[0]})")
     names = sorted(sides["A"])
-    ca = ca or _folder_channels(list(sides["A"].values()))
-    cb = cb or _folder_channels(list(sides["B"].values()))
+    ca = ca or folder_channels(list(sides["A"].values()))
+    cb = cb or folder_channels(list(sides["B"].values()))
     a_list, b_list, kept, bad = [], [], [], []
     for n in names:
         try:
@@ -85,13 +85,13 @@ def _two_folders(root: Path, ca: Optional[int], cb: Optional[int], side: int, ot
 def load_pairs(path: str, resolution: Optional[int] = None, channels_a: Optional[int] = None,
                channels_b: Optional[int] = None):
     root = Path(path).expanduser()
-    _need_dir(root, "paired image folder")
+    need_dir(root, "paired image folder")
     side = resolution or 256
     others = [0, 0]                        # files that are not images, hidden files and folders
     if (root / "A").is_dir() and (root / "B").is_dir():
         a_list, b_list, names, bad = _two_folders(root, channels_a, channels_b, side, others)
     else:
-        files, others[0], others[1] = _list_images(root)
+        files, others[0], others[1] = list_images(root)
         if not files:
             raise UserError(f"no images found under {root}, and no A/ and B/ sub-folders; give {IMAGE_KINDS} files "
                             "(A|B side by side), or A/ and B/ folders of files with the same names")

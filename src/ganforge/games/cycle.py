@@ -16,6 +16,8 @@ half as much against the cycle term as theirs.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
@@ -57,13 +59,23 @@ class ImagePool:
         self.images = [] if saved is None else [t.to(device) for t in saved]
 
 
+@dataclass
+class CycleOptions:
+    """The objective, the weights of the cycle and identity terms, and the size of the history pools."""
+    loss: Loss
+    cycle_weight: float = 10.0
+    identity_weight: float = 0.5
+    pool_size: int = 50
+
+
 class CycleGame:
-    def __init__(self, G: nn.Module, D: nn.Module, loss: Loss, opt_g, opt_d, batches, aux_stream, precision,
-                 dist=None, cycle_weight: float = 10.0, identity_weight: float = 0.5, pool_size: int = 50):
-        self.G, self.D, self.loss, self.opt_g, self.opt_d = G, D, loss, opt_g, opt_d
+    def __init__(self, G: nn.Module, D: nn.Module, opt_g, opt_d, options: CycleOptions, *, batches, aux_stream,
+                 precision, dist=None):
+        o = options
+        self.G, self.D, self.loss, self.opt_g, self.opt_d = G, D, o.loss, opt_g, opt_d
         self.batches, self.aux_stream, self.precision, self.dist = batches, aux_stream, precision, dist
-        self.cycle_weight, self.identity_weight = cycle_weight, identity_weight
-        self.pool_a, self.pool_b = ImagePool(pool_size), ImagePool(pool_size)
+        self.cycle_weight, self.identity_weight = o.cycle_weight, o.identity_weight
+        self.pool_a, self.pool_b = ImagePool(o.pool_size), ImagePool(o.pool_size)
 
     def _sync(self, net: nn.Module):
         return grad_sync(self.dist, net)

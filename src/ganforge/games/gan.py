@@ -24,7 +24,7 @@ term on the steps it chooses, logged as ``pl_penalty`` and ``pl_length``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -49,23 +49,40 @@ def mean_output(out: Tensor, probability: bool) -> Tensor:
 
 @dataclass
 class Regularizer:
-    name: str       # none | gp | r1 | r2
-    weight: float
-    every: int      # lazy regularization interval (Karras et al. 2020)
+    name: str = "none"  # none | gp | r1 | r2
+    weight: float = 0.0
+    every: int = 1      # lazy regularization interval (Karras et al. 2020)
+
+
+@dataclass
+class GANOptions:
+    """What one iteration of the game does: the objective, D's regularizer and weight clipping, D updates
+    per G update, the global batch size, and for class-conditional games the classes and ACGAN's head."""
+    loss: Loss
+    reg: Regularizer = field(default_factory=Regularizer)
+    clip: float = 0.0
+    d_steps: int = 1
+    batch_size: int = 64
+    classes: int = 0
+    acgan: bool = False
+    ac_weight: float = 1.0
 
 
 class GANGame:
-    def __init__(self, G: nn.Module, D: nn.Module, loss: Loss, reg: Regularizer, clip: float,
-                 opt_g, opt_d, batches, z_stream, aux_stream, d_steps: int, batch_size: int, precision, dist=None,
-                 classes: int = 0, acgan: bool = False, ac_weight: float = 1.0):
-        self.G, self.D, self.loss, self.reg, self.clip = G, D, loss, reg, clip
+    def __init__(self, G: nn.Module, D: nn.Module, opt_g, opt_d, options: GANOptions, *, batches, z_stream,
+                 aux_stream, precision, dist=None):
+        """``batches``: real batches (data.batches); ``z_stream``, ``aux_stream``: the seeded streams of z and
+        of the penalties' noise (rng.Stream); ``precision``: train.precision.Precision; ``dist``: the
+        data-parallel group (train.distributed.Dist) or None."""
+        o = options
+        self.G, self.D, self.loss, self.reg, self.clip = G, D, o.loss, o.reg, o.clip
         self.opt_g, self.opt_d, self.batches = opt_g, opt_d, batches
         self.z_stream, self.aux_stream = z_stream, aux_stream
-        self.d_steps, self.batch_size, self.precision = d_steps, batch_size, precision
-        self.dist = dist                       # data-parallel group (train.distributed.Dist) or None
-        self.rows = dist.rows(batch_size) if dist is not None else slice(None)
+        self.d_steps, self.batch_size, self.precision = o.d_steps, o.batch_size, precision
+        self.dist = dist
+        self.rows = dist.rows(o.batch_size) if dist is not None else slice(None)
         self.d_count = 0                       # discriminator updates so far (for lazy regularization)
-        self.classes, self.acgan, self.ac_weight = classes, acgan, ac_weight
+        self.classes, self.acgan, self.ac_weight = o.classes, o.acgan, o.ac_weight
         self.last_real: Tensor | None = None
         self.last_y: Tensor | None = None
         self.joint = not any(isinstance(m, nn.modules.batchnorm._BatchNorm) or getattr(m, "batch_coupled", False)

@@ -22,6 +22,8 @@ so runs resume exactly and 2 processes equal 1.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
@@ -29,15 +31,25 @@ from ..losses import Loss
 from .gan import grad_sync, mean_output
 
 
+@dataclass
+class PairOptions:
+    """The objective, the weights of the L1 and adversarial terms, D's instance noise and the global batch."""
+    loss: Loss
+    l1_weight: float = 100.0
+    gan_weight: float = 1.0
+    d_noise: float = 0.0
+    batch_size: int = 0
+
+
 class PairGame:
-    def __init__(self, G: nn.Module, D: nn.Module, loss: Loss, opt_g, opt_d, batches, precision, dist=None,
-                 l1_weight: float = 100.0, gan_weight: float = 1.0, d_noise: float = 0.0, aux_stream=None,
-                 batch_size: int = 0):
-        self.G, self.D, self.loss, self.opt_g, self.opt_d = G, D, loss, opt_g, opt_d
+    def __init__(self, G: nn.Module, D: nn.Module, opt_g, opt_d, options: PairOptions, *, batches, precision,
+                 aux_stream=None, dist=None):
+        o = options
+        self.G, self.D, self.loss, self.opt_g, self.opt_d = G, D, o.loss, opt_g, opt_d
         self.batches, self.precision, self.dist = batches, precision, dist
-        self.l1_weight, self.gan_weight = l1_weight, gan_weight
-        self.d_noise, self.aux_stream, self.batch_size = d_noise, aux_stream, batch_size
-        self.rows = dist.rows(batch_size) if dist is not None else slice(None)
+        self.l1_weight, self.gan_weight = o.l1_weight, o.gan_weight
+        self.d_noise, self.aux_stream, self.batch_size = o.d_noise, aux_stream, o.batch_size
+        self.rows = dist.rows(o.batch_size) if dist is not None else slice(None)
 
     def _sync(self, net: nn.Module):
         return grad_sync(self.dist, net)

@@ -24,7 +24,7 @@ from torch import nn
 from ..losses import bce_d, nonsaturating_g
 from ..nets.dcgan import DCGANOptions, build
 from .base import Lab, Outcome
-from .game import adam
+from ..games.plain import adam
 from .images import mnist
 
 NAME = "ae-vs-d"

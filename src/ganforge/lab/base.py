@@ -9,7 +9,7 @@ cores), ``quick`` is for tests. Every number an experiment prints is also in
 """
 from __future__ import annotations
 
-import json
+import io
 import os
 import platform
 import time
@@ -19,7 +19,8 @@ from typing import Any, Optional
 
 import torch
 
-from .. import __version__
+from ..runs import atomic
+from ..version import __version__
 
 
 @dataclass
@@ -56,16 +57,18 @@ class Lab:
         """Save a matplotlib figure as figures/<name>.png and close it."""
         from ..viz.plots import close
         path = self.figures / f"{name}.png"
-        fig.savefig(path, dpi=110)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110)
         close(fig)
+        atomic.write_bytes(path, buf.getvalue())
         self.written.append(str(path.relative_to(self.out)))
         return path
 
     def save_figure_array(self, arr, name: str) -> Path:
         """Save an (H, W, 3) uint8 array as figures/<name>.png."""
-        from PIL import Image
+        from ..viz.grid import png_bytes
         path = self.figures / f"{name}.png"
-        Image.fromarray(arr).save(path)
+        atomic.write_bytes(path, png_bytes(arr))
         self.written.append(str(path.relative_to(self.out)))
         return path
 
@@ -111,5 +114,5 @@ def run_experiment(module, out: Path, size: str = "default", seed: int = 0, say=
     result = {"name": module.NAME, "claim": module.CLAIM, "headline": outcome.headline, "held": outcome.held,
               "numbers": outcome.numbers, "figures": lab.written, "size": size, "seed": seed,
               "seconds": round(seconds, 1), "machine": machine()}
-    (lab.out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    atomic.write_json(lab.out / "result.json", result, indent=2)
     return result

@@ -9,6 +9,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from ..runs import atomic
+
 
 def _scalars(numbers: dict, prefix: str = "") -> list[tuple[str, object]]:
     """The plain numbers of a result (curves and tables are left to the figures and result.json)."""
@@ -55,7 +57,7 @@ def write_page(result: dict, module, run_dir: Path, docs: Path) -> Path:
              "", module.PAGE.strip(), "", f"**Result ({held_word(result['held'])}):** {result['headline']}", ""]
     for rel in result["figures"]:
         src = run_dir / rel
-        shutil.copy2(src, fig_dir / src.name)
+        atomic.write_bytes(fig_dir / src.name, src.read_bytes())
         if src.suffix in (".png", ".gif"):
             lines += [f"![{src.stem}](figures/{name}/{src.name})", ""]
         else:
@@ -65,11 +67,11 @@ def write_page(result: dict, module, run_dir: Path, docs: Path) -> Path:
         lines += [extra(result), ""]
     lines += ["| number | value |", "|---|---|"]
     lines += [f"| {cell(k)} | {cell(_fmt(v))} |" for k, v in _scalars(result["numbers"])]
-    shutil.copy2(run_dir / "result.json", fig_dir / "result.json")
+    atomic.write_bytes(fig_dir / "result.json", (run_dir / "result.json").read_bytes())
     lines += ["", f"All numbers, curves included: [result.json](figures/{name}/result.json) (a copy of "
               f"`runs/lab/{name}/result.json`). Source: `src/ganforge/lab/{module.__name__.rsplit('.', 1)[1]}.py`.", ""]
     path = docs / f"{name}.md"
-    path.write_text("\n".join(lines))
+    atomic.write_text(path, "\n".join(lines))
     return path
 
 
@@ -84,5 +86,5 @@ def write_index(results: list[dict], docs: Path) -> Path:
     m = results[0]["machine"] if results else {}
     lines += ["", f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, torch {m.get('torch', '?')}.", ""]
     path = docs / "README.md"
-    path.write_text("\n".join(lines))
+    atomic.write_text(path, "\n".join(lines))
     return path

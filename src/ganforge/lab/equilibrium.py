@@ -19,7 +19,7 @@ import torch
 from ..nets.mlp import MLPDiscriminator, MLPGenerator
 from . import optimal_d, pair
 from .base import Lab, Outcome
-from .game import play
+from ..games.plain import play
 
 NAME = "equilibrium"
 SUMMARY = "a generator trained to match a 1-D mixture leaves D flat at 1/2 over the support"

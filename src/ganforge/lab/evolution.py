@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..train.run import sample_files
+from ..runs.folder import sample_files
 from .base import Lab, Outcome
 from .images import classify, open_run, run_label, short_run
 

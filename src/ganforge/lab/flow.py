@@ -21,7 +21,7 @@ import torch
 from ..data.toy import GaussianMixture, ring
 from ..nets.mlp import MLPDiscriminator, MLPGenerator
 from .base import Lab, Outcome
-from .game import play
+from ..games.plain import play
 
 NAME = "flow"
 SUMMARY = "D's landscape with ∇ₓD arrows at the generated samples: samples flow uphill; a blob between two modes splits"

@@ -24,7 +24,7 @@ def mnist():
 
 def short_run(folder: Path, steps: int, samples_every: int, seed: int = 0):
     """Train the main job's preset for ``steps`` into ``folder/run``; returns the opened run."""
-    from ..api import train
+    from ..train.start import train
     return train("mnist-dcgan", out=folder, name="run", steps=steps, seed=seed, progress="off",
                  log={"every": max(1, steps // 10), "samples_every": samples_every, "checkpoint_every": steps})
 

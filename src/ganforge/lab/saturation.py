@@ -25,7 +25,7 @@ import torch
 from ..losses import bce_d, minimax_g, nonsaturating_g
 from ..nets.mlp import MLPDiscriminator, MLPGenerator
 from .base import Lab, Outcome
-from .game import adam, play
+from ..games.plain import adam, play
 
 NAME = "saturation"
 SUMMARY = "with G frozen and D trained, the saturating loss's gradient vanishes; the non-saturating one's does not"

@@ -19,6 +19,7 @@ from typing import Optional
 
 import torch
 
+from ..runs import atomic
 from .extract import Extracted
 from .fid import FeatureStats
 
@@ -63,8 +64,6 @@ def load(key: dict, need_features: bool, need_logits: bool) -> Optional[Extracte
 def save(key: dict, x: Extracted) -> Path:
     path = entry_path(key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save({"key": json.dumps(key, sort_keys=True, default=str), "mean": x.stats.mean, "m2": x.stats.m2,
-                "n": x.stats.n, "features": x.features, "logits": x.logits}, tmp)
-    os.replace(tmp, path)
+    atomic.save_torch({"key": json.dumps(key, sort_keys=True, default=str), "mean": x.stats.mean, "m2": x.stats.m2,
+                       "n": x.stats.n, "features": x.features, "logits": x.logits}, path)
     return path

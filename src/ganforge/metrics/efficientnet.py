@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import UserError
-from .features import Extractor, file_hash
+from .extractor import Extractor, file_hash, load_weights
 
 SIZE = 224
 MEAN, STD = 127.0, 128.0          # upstream EfficientNet-Lite MEAN_RGB / STDDEV_RGB on 0..255
@@ -85,14 +85,5 @@ def build_efficientnet_lite0() -> Extractor:
     except ImportError:
         raise UserError(f"the efficientnet-lite0 extractor needs two packages: {INSTALL}") from None
     path = EfficientnetLite0ModelFile.get_model_file_path()
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError) as e:
-        raise UserError(f"cannot read the EfficientNet-Lite0 weights {path} ({e}); reinstall: {INSTALL}") from None
-    net = EfficientNet.from_name("efficientnet-lite0")
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
-        raise UserError(f"the EfficientNet-Lite0 weights {path} do not fit the network ({first}); reinstall: {INSTALL}") from None
+    net = load_weights(EfficientNet.from_name("efficientnet-lite0"), path, "EfficientNet-Lite0", f"reinstall: {INSTALL}")
     return EfficientNetLite0(net, file_hash(path))

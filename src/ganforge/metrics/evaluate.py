@@ -1,7 +1,9 @@
 """One evaluation: real and generated samples in, every asked-for metric out, each with its provenance.
 
 Used by ``ganforge eval`` (a run, or two folders/npz files) and by the
-training loop (``eval.every``). Images go through one feature extractor
+training loop (``eval.every``). Which metrics exist, what each needs and how
+each is computed is the registry's (metrics.registry, metrics.builtin); the
+evaluator extracts what they need once and hands it to each. Images go through one feature extractor
 (ganforge.metrics.features); the real side comes from the statistics cache
 when it can. Every metric in the result carries the extractor, its weights
 hash, its preprocessing protocol and both sample counts, so that a number is
@@ -19,22 +21,13 @@ from typing import Callable, Optional, Union
 from torch import Tensor, nn
 
 from ..errors import UserError
-from . import cache
+from . import cache, registry
 from .digits import class_histogram, stacked_modes
 from .divergence import divergences
 from .extract import Extracted, Source, extract
 from .features import Extractor, default_extractor, get_extractor
 from .fid import FeatureStats, frechet_distance
-from .inception_score import inception_score
-from .kid import kid
 from .modes import mode_metrics
-from .prdc import density_coverage, precision_recall
-
-METRICS = ("fid", "kid", "is", "pr", "dc", "modes")
-# the number a "best checkpoint" is chosen by, and whether lower is better
-SCORES = {"fid": ("fid", True), "kid": ("kid", True), "is": ("is", False), "precision": ("pr", False),
-          "recall": ("pr", False), "density": ("dc", False), "coverage": ("dc", False), "kl": ("modes", True),
-          "modes": ("modes", False)}
 
 
 @dataclass
@@ -73,21 +66,8 @@ class _Points(Extractor):
 
 
 def parse_metrics(spec: str, kind: str, digits: Optional[str]) -> tuple:
-    """'auto' or a comma list -> the metrics that apply to this kind of data."""
-    if spec in ("auto", "", None):
-        if kind == "vector":
-            return ("modes",)
-        return ("fid", "kid", "is", "pr", "dc") + (("modes",) if digits else ())
-    names = tuple(dict.fromkeys(s.strip() for s in spec.split(",") if s.strip()))
-    for m in names:
-        if m not in METRICS:
-            raise UserError(f"unknown metric {m!r}; choose from {','.join(METRICS)} (comma-separated)")
-    if kind == "vector" and "is" in names:
-        raise UserError("the Inception Score needs class logits of images; toy data have none")
-    if kind == "image" and "modes" in names and not digits:
-        raise UserError("mode metrics on images need digits (data mnist or stacked-mnist); "
-                        "on other images use pr,dc for coverage")
-    return names
+    """'auto' or a comma list -> the metrics that apply to this kind of data (metrics.registry.parse)."""
+    return registry.parse(spec, kind, digits)
 
 
 class Evaluator:
@@ -114,7 +94,7 @@ class Evaluator:
 
     @property
     def need_features(self) -> bool:
-        return any(m in self.metrics for m in ("kid", "pr", "dc"))
+        return self.needs("features")
 
     @property
     def real_n(self) -> int:
@@ -151,6 +131,17 @@ class Evaluator:
                                        device=self.s.device)
         return ref.features
 
+    def needs(self, what: str) -> bool:
+        """Whether a metric of this evaluator reads ``what`` (features, stats, logits, samples)."""
+        return any(what in registry.METRICS[m].needs for m in self.metrics)
+
+    def extract_fake(self, fake: Source, n: int) -> Extracted:
+        """Generated samples through the extractor, keeping the features and the logits that a metric or the
+        digit classifier reads (for a share of the samples extracted elsewhere, e.g. by one of several processes)."""
+        logits = self.extractor.has_logits and (self.needs("logits") or self.digit_net is self.extractor)
+        return extract(self.extractor, fake, n, self.s.batch, keep_features=True, keep_logits=logits,
+                       device=self.s.device)
+
     def __call__(self, fake: Source, n: int, extracted: Optional[Extracted] = None) -> dict:
         """Every metric of this evaluator for ``n`` samples of ``fake`` (a tensor or fn(start, count)).
 
@@ -158,44 +149,36 @@ class Evaluator:
         gathered from data-parallel processes; ``fake`` is then read only if the digit classifier
         is a second network."""
         t0 = time.time()
-        if self.kind == "image" and self.metrics == ("modes",):   # only the digit classifier is needed
-            return {"metrics": {"modes": self._modes(_materialise(fake, n), n, None)},
+        records = [registry.METRICS[m] for m in self.metrics]
+        if self.kind == "image" and not any(self.needs(w) for w in ("features", "stats", "logits")):
+            fake = _materialise(fake, n)              # only the digit classifier is needed
+            inputs = registry.Inputs(None, None, n, self.s, self, fake)
+            return {"metrics": {r.name: r.compute(inputs) for r in records},
                     "real": {"data": self.real.name, "n": 0, "source": "not used"},
-                    "extractor": self.digit_net.describe(), "seconds": round(time.time() - t0, 2)}
+                    "extractor": (self.digit_net or self.extractor).describe(), "seconds": round(time.time() - t0, 2)}
         real = self.reference()
         keep_f = self.need_features or self.kind == "vector"
-        keep_l = "is" in self.metrics
+        keep_l = self.needs("logits")
         if keep_l and not self.extractor.has_logits:
-            raise UserError(f"the {self.extractor.name} extractor has no logits for the Inception Score")
+            title = next(r.title for r in records if "logits" in r.needs)
+            raise UserError(f"the {self.extractor.name} extractor has no logits for {title}")
         if self.kind == "image" and self.digit_net is not None and (extracted is None or self.digit_net is not self.extractor):
             fake = _materialise(fake, n)          # the digit classifier sees the same samples
         got = extracted if extracted is not None else extract(
             self.extractor, fake, n, self.s.batch, keep_features=keep_f, keep_logits=keep_l,
             device=self.s.device, progress=self.s.progress, label="generated")
         prov = {**self.extractor.describe(), "n_fake": n, "n_real": real.n}
+        inputs = registry.Inputs(got, real, n, self.s, self, fake)
         out: dict = {}
-        if "fid" in self.metrics:
-            out["fid"] = {"value": frechet_distance(got.stats.mean, got.stats.cov, real.stats.mean, real.stats.cov)}
-        if "kid" in self.metrics:
-            size = min(self.s.kid_size, n, real.n)
-            k = kid(got.features, real.features, self.s.kid_subsets, size, seed=self.s.seed)
-            out["kid"] = {"value": k["mean"], "std": k["std"], "subsets": self.s.kid_subsets, "subset_size": size}
-        if "is" in self.metrics:
-            splits = min(10, n)
-            r = inception_score(got.logits, splits, seed=self.s.seed)
-            out["is"] = {"value": r["mean"], "std": r["std"], "splits": splits}
-        if "pr" in self.metrics:
-            out["pr"] = precision_recall(real.features, got.features, k=3)
-        if "dc" in self.metrics:
-            out["dc"] = density_coverage(real.features, got.features, k=5)
-        for m in out.values():
-            m.update(prov)
-        if "modes" in self.metrics:
-            out["modes"] = self._modes(fake, n, got)
+        for r in records:
+            out[r.name] = r.compute(inputs)
+            if r.provenance:
+                out[r.name].update(prov)
         return {"metrics": out, "real": {"data": self.real.name, "n": real.n, "source": self.real_source},
                 "extractor": self.extractor.describe(), "seconds": round(time.time() - t0, 2)}
 
-    def _modes(self, fake: Source, n: int, got: Optional[Extracted]) -> dict:
+    def modes(self, fake: Source, n: int, got: Optional[Extracted]) -> dict:
+        """The mode metrics: toys' counts and divergences against the density, or the digit classifier's."""
         if self.kind == "vector":
             d = self.real.density
             x = got.features

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import UserError
-from .features import Extractor, file_hash
+from .extractor import Extractor, file_hash
 
 SIZE = 299
 FILE_NAME = "pt_inception-2015-12-05-6726825d.pth"                 # pytorch-fid's file

@@ -25,12 +25,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import UserError
-from .features import Extractor, file_hash
+from .extractor import Extractor, file_hash, load_weights
 
 WEIGHTS = Path(__file__).parent / "weights" / "mnist-classifier.pt"
 TRAIN_SCRIPT = "python benchmarks/train_mnist_classifier.py"
@@ -102,17 +101,5 @@ def build_mnist(weights: Optional[str] = None) -> Extractor:
     if not path.is_file():
         how = f"make them with: {TRAIN_SCRIPT}" if weights is None else "give the path of a file saved by " + TRAIN_SCRIPT
         raise UserError(f"the mnist extractor's weights {path} are missing; {how}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:                                  # a corrupt or foreign file: say which
-        raise UserError(f"cannot read the mnist classifier weights {path}: {type(e).__name__}; remake them with {TRAIN_SCRIPT}") from None
-    if not isinstance(state, dict):
-        raise UserError(f"{path} is not a state dict; remake it with {TRAIN_SCRIPT}")
-    net = MnistNet()
-    state = {k: (v.float() if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in state.items()}
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
-        raise UserError(f"{path} does not fit the mnist classifier ({first}); remake it with {TRAIN_SCRIPT}") from None
+    net = load_weights(MnistNet(), path, "mnist classifier", f"remake them with {TRAIN_SCRIPT}", to_float=True)
     return MnistExtractor(net, file_hash(path))

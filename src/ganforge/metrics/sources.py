@@ -10,8 +10,8 @@ import copy
 from pathlib import Path
 from typing import Optional
 
-from ..config import DataConfig, load_config
 from ..data import load_dataset
+from ..data.options import DataConfig
 from ..data.embedded import EMBEDDED
 from ..data.toy import TOYS
 from ..errors import UserError
@@ -45,8 +45,8 @@ def from_data_config(cfg: DataConfig, split: Optional[str] = None) -> RealSet:
 def _folder_side(path: Path) -> int:
     from PIL import Image
 
-    from ..data.files import IMAGE_KINDS, _list_images
-    files, _, _ = _list_images(path)
+    from ..data.folder import IMAGE_KINDS, list_images
+    files, _, _ = list_images(path)
     for p in files:                        # the first that opens; unreadable ones are counted when loading
         try:
             with Image.open(p) as im:
@@ -59,10 +59,7 @@ def _folder_side(path: Path) -> int:
 def from_path(spec: str, resolution: Optional[int] = None, channels: Optional[int] = None) -> RealSet:
     """A folder of images, an .npz file (array x) or a registered dataset name (all of it)."""
     if spec in EMBEDDED or spec in TOYS:
-        cfg = load_config(None, (f"data={spec}", "data.split=all") +
-                          ((f"data.resolution={resolution}",) if resolution else ()) +
-                          ((f"data.channels={channels}",) if channels else ()))
-        return from_data_config(cfg.data)
+        return from_data_config(DataConfig(name=spec, split="all", resolution=resolution, channels=channels))
     p = Path(spec).expanduser()
     if p.is_dir():
         name = f"folder:{p}"

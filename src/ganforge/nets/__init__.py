@@ -6,6 +6,7 @@ z of shape (N, z_dim) to samples of ``shape``; D maps samples to one raw
 output per sample, shape (N,). Adding a family is one file and one line here.
 A family's ``defaults`` are config values that choosing it sets unless the
 preset or command line sets them (SNGAN: the hinge loss, spectral norm).
+:func:`register_family` adds one from outside the package.
 """
 from __future__ import annotations
 
@@ -98,6 +99,18 @@ def build_nets(model_cfg, shape: tuple, classes: int = 0, shape_a: tuple = ()) -
     G.z_dim = model_cfg.z_dim
     G.n_classes = classes if model_cfg.conditional else 0
     return G, D
+
+
+def register_family(name: str, family: Family) -> Family:
+    """Add a network family under ``name`` (or replace the one of that name): ``family.options`` is a dataclass
+    of its config keys (fields made with ganforge.schema.opt), ``family.build(shape, z_dim, options) -> (G, D)``.
+    ``model=name`` then trains it and its options become ``model.*`` keys."""
+    if not name or "=" in name or "." in name:
+        raise ValueError(f"a family needs a plain name, got {name!r}")
+    if not dataclasses.is_dataclass(family.options):
+        raise TypeError(f"family {name}: options must be a dataclass of its config keys")
+    FAMILIES[name] = family
+    return family
 
 
 def option_names(name: str) -> list[str]:

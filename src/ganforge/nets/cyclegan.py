@@ -66,12 +66,11 @@ class CyclePair(nn.Module):
         return self.ab(x)
 
 
-class Judges(nn.Module):
+class Judges(nn.ModuleDict):
     """CycleGAN's two discriminators: ``a`` judges images of domain A, ``b`` those of domain B."""
 
     def __init__(self, a: nn.Module, b: nn.Module):
-        super().__init__()
-        self.a, self.b = a, b
+        super().__init__({"a": a, "b": b})
 
 
 @dataclass

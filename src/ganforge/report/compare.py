@@ -3,7 +3,8 @@
 Every curve the runs share is drawn once with one line per run (shared axes:
 one scale, so differences are not an artefact of autoscaling), a table
 gives each run's last value of every evaluation metric with the best one in
-bold (lower is better for FID, KID and KL, higher for the rest), then each
+bold (in the direction the metric registry gives: lower for FID, KID and KL,
+higher for precision, recall, density, coverage, IS and modes), then each
 run's diagnostics, its last sample grid, and the config keys that differ.
 """
 from __future__ import annotations
@@ -12,15 +13,14 @@ from html import escape
 from pathlib import Path
 
 from ..errors import UserError
-from ..train.run import flat_keys
+from ..metrics import registry
+from ..runs import atomic
+from ..runs.folder import flat_keys
 from .diagnose import diagnose, series
-from .page import CSS, EVALUATION, TRAINING, _b64, _fmt, final_metrics, read_run
+from .page import CSS, TRAINING, _b64, _fmt, final_metrics, read_run
 from .svg import line_chart
 
 MARKER = "<!-- ganforge compare -->"
-LOWER_BETTER = {"fid", "kid", "kl", "fid_ba", "l1", "l1_ba", "jsd", "kl_forward", "kl_reverse"}
-TABLE_KEYS = ("step", "fid", "kid", "is", "precision", "recall", "density", "coverage", "modes", "kl", "psnr",
-              "ssim", "acc", "fid_ba", "psnr_ba", "acc_ba")
 
 
 def render(runs: list[dict]) -> str:
@@ -31,14 +31,14 @@ def render(runs: list[dict]) -> str:
              f"<title>ganforge compare: {escape(', '.join(names))}</title><style>{CSS}</style></head><body>",
              f"<h1>{len(runs)} runs compared</h1>"]
     lasts = [final_metrics(r["rows"]) for r in runs]
-    keys = [k for k in TABLE_KEYS if any(k in last for last in lasts)]
+    keys = [k for k in ("step", *registry.table_keys()) if any(k in last for last in lasts)]
     parts.append("<h2>Last values</h2><table><tr><th class='l'>run</th>"
                  + "".join(f"<th>{escape(k)}</th>" for k in keys) + "</tr>")
     best = {}
     for k in keys[1:]:
         vals = [last[k] for last in lasts if isinstance(last.get(k), (int, float))]
         if len(vals) > 1:
-            best[k] = min(vals) if k in LOWER_BETTER else max(vals)
+            best[k] = min(vals) if registry.lower_is_better(k) else max(vals)
     for name, last in zip(names, lasts):
         cells = []
         for k in keys:
@@ -47,7 +47,7 @@ def render(runs: list[dict]) -> str:
             cells.append(f"<td><b>{text}</b></td>" if v is not None and best.get(k) == v else f"<td>{text}</td>")
         parts.append(f"<tr><td class='l'>{escape(name)}</td>{''.join(cells)}</tr>")
     parts.append("</table>")
-    for heading, groups in (("Training", TRAINING), ("Evaluation over time", EVALUATION)):
+    for heading, groups in (("Training", TRAINING), ("Evaluation over time", registry.charts())):
         svgs = []
         for title, group_keys, log_y in groups:
             for k in group_keys:
@@ -94,7 +94,6 @@ def write_compare(run_dirs: list, out: Path) -> Path:
     if out.exists() and MARKER not in out.read_text(errors="replace")[:200]:
         raise UserError(f"{out} exists and is not a ganforge compare page; choose another --out")
     runs = [read_run(Path(d)) for d in run_dirs]
-    from ..train.checkpoint import atomic_write_bytes
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(render(runs).encode(), out)
+    atomic.write_text(out, render(runs))
     return out

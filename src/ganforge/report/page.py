@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import math
 import time
 from html import escape
@@ -21,8 +20,9 @@ from typing import Optional
 import numpy as np
 
 from ..errors import UserError
-from ..train.log import read_metrics
-from ..train.run import sample_files
+from ..metrics import registry
+from ..runs import atomic, folder
+from ..runs.metrics_log import read_metrics
 from .diagnose import Finding, diagnose, series
 from .svg import line_chart
 
@@ -41,11 +41,6 @@ TRAINING = (("Losses", ("loss_d", "loss_g"), False),
             ("D's outputs: D(x) and D(G(z))", ("d_real", "d_fake", "d_fake_g"), False),
             ("Gradient norms", ("grad_d", "grad_g"), True),
             ("Learning rates", ("lr_d", "lr_g"), False))
-EVALUATION = (("FID", ("fid",), False), ("FID (B -> A)", ("fid_ba",), False), ("KID", ("kid",), False),
-              ("Inception score", ("is",), False), ("Precision and recall", ("precision", "recall"), False),
-              ("Density and coverage", ("density", "coverage"), False), ("Modes covered", ("modes",), False),
-              ("KL of the mode histogram", ("kl",), False), ("PSNR", ("psnr", "psnr_ba"), False),
-              ("Label preservation", ("acc", "acc_ba"), False), ("Divergences", ("jsd", "kl_forward", "kl_reverse"), True))
 
 
 def _b64(kind: str, data: bytes) -> str:
@@ -112,13 +107,9 @@ def final_metrics(rows: list[dict]) -> dict:
     return out
 
 
-LAST_KEYS = ("fid", "kid", "is", "precision", "recall", "density", "coverage", "modes", "kl", "psnr", "ssim", "acc",
-             "fid_ba", "psnr_ba", "acc_ba")
-
-
 def last_table(last: dict) -> str:
     """The 'Last evaluation' heading and table of the metrics in ``last`` (empty when none was logged)."""
-    shown = [k for k in LAST_KEYS if k in last]
+    shown = [k for k in registry.table_keys() if k in last]
     if not shown:
         return ""
     return ("<h2>Last evaluation</h2><table><tr>" + "".join(f"<th>{escape(k)}</th>" for k in shown)
@@ -126,16 +117,13 @@ def last_table(last: dict) -> str:
 
 
 def read_run(run_dir: Path) -> dict:
+    """What a page shows of a run folder: its config (text and dict), run.json, metrics.jsonl, sample grids."""
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise UserError(f"{run_dir} is not a ganforge run folder (no config.yaml)")
-    import yaml
-    config_text = (run_dir / "config.yaml").read_text()
-    cfg = yaml.safe_load(config_text) or {}
-    info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
+    config_text, cfg = folder.read_config_text(run_dir)
     rows = read_metrics(run_dir / "metrics.jsonl")
-    return {"dir": run_dir, "name": run_dir.name, "config_text": config_text, "cfg": cfg, "info": info,
-            "rows": rows, "loss": str(cfg.get("loss", "")), "samples": sample_files(run_dir, ".png")}
+    return {"dir": run_dir, "name": run_dir.name, "config_text": config_text, "cfg": cfg,
+            "info": folder.read_info_if_any(run_dir), "rows": rows, "loss": str(cfg.get("loss", "")),
+            "samples": folder.sample_files(run_dir, ".png")}
 
 
 def render(run: dict) -> str:
@@ -156,7 +144,7 @@ def render(run: dict) -> str:
     train = charts(rows, TRAINING, marks)
     if train:
         parts += ["<h2>Training</h2><div class='charts'>", *train, "</div>"]
-    ev = charts(rows, EVALUATION, marks)
+    ev = charts(rows, registry.charts(), marks)
     if ev:
         parts += ["<h2>Evaluation over time</h2><div class='charts'>", *ev, "</div>"]
     parts.append(last_table(last))
@@ -183,6 +171,5 @@ def write_report(run_dir: Path, out: Optional[Path] = None) -> Path:
     out = Path(out) if out else run["dir"] / "report.html"
     if out.exists() and MARKER not in out.read_text(errors="replace")[:200]:
         raise UserError(f"{out} exists and is not a ganforge report; choose another --out")
-    from ..train.checkpoint import atomic_write_bytes
-    atomic_write_bytes(render(run).encode(), out)
+    atomic.write_text(out, render(run))
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from ..lab.game import REGULARIZERS
+from ..games.plain import REGULARIZERS
 from ..losses import LOSSES
 from ..penalties import DEFAULT_WEIGHT
 

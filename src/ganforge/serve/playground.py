@@ -3,7 +3,7 @@
 In the spirit of GAN Lab (Kahng et al. 2019, "GAN Lab: Understanding Complex
 Deep Generative Models using Interactive Visual Experimentation"), but the
 game is ganforge's own: the registry's objectives and regularizers
-(lab.game.d_update / g_update, Goodfellow et al. 2014 Algorithm 1 with
+(games.plain.d_update / g_update, Goodfellow et al. 2014 Algorithm 1 with
 k = d_steps), the MLPs of nets.mlp, and the VEEGAN/PacGAN mode count of
 metrics.modes. A frame holds what the page draws: real samples, G's samples
 of fixed codes, D's output on a grid (the heatmap), the direction G's next
@@ -21,7 +21,7 @@ from typing import Optional
 import torch
 
 from ..data.toy import GaussianMixture, grid, ring, spiral
-from ..lab.game import adam, d_update, g_update
+from ..games.plain import adam, d_update, g_update
 from ..losses import LOSSES
 from ..metrics.modes import mode_metrics
 from ..nets.mlp import MLPDiscriminator, MLPGenerator

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Optional
 
 from ..report.diagnose import diagnose
-from ..report.page import EVALUATION, TRAINING, charts, final_metrics, findings_html, last_table, spread
-from ..train.run import sample_files
+from ..metrics import registry
+from ..report.page import TRAINING, charts, final_metrics, findings_html, last_table, spread
+from ..runs.folder import sample_files
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 SAMPLE = re.compile(r"step-\d{1,12}\.png")
@@ -106,7 +107,7 @@ class RunWatcher:
         shown = spread(samples, 6)
         return {"step": last.get("step", 0), "steps": self.steps, "rows": len(self.rows),
                 "time": round(float(last.get("time", 0.0)), 1),
-                "charts": charts(self.rows, TRAINING, marks) + charts(self.rows, EVALUATION, marks),
+                "charts": charts(self.rows, TRAINING, marks) + charts(self.rows, registry.charts(), marks),
                 "findings": findings_html(found), "table": last_table(last),
                 "samples": [[s, f"{self.url}/samples/{p.name}"] for s, p in shown],
                 "latest": [samples[-1][0], f"{self.url}/samples/{samples[-1][1].name}"] if samples else None}

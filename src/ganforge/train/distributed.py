@@ -35,7 +35,7 @@ import torch
 import torch.distributed as dist
 
 from ..errors import UserError
-from .setup import pick_device
+from ..device import pick_device
 
 
 @dataclass

@@ -83,3 +83,57 @@ def likely_cause(cfg, failed: list, recent: list, nets: dict) -> str:
                 f"last {len(norms)} log lines): lower optim.{key}.lr (now {lr:g})"
                 + ("" if cfg.penalty.name != "none" else " or add a penalty on D (penalty=r1)"))
     return f"a learning rate too high for this game: lower optim.{key}.lr (now {lr:g}) or use guard.nonfinite=rollback"
+
+
+class Guard:
+    """The guard's state in one run (failures since the last checkpoint, the learning-rate scale its rollbacks
+    left, the last metrics records) and what it does when an update was dropped."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.failures = 0           # non-finite updates since the last checkpoint
+        self.dropped = 0            # ... since the last metrics line
+        self.lr_scale = 1.0         # the product of guard.lr_factor over the rollbacks so far
+        self.recent: list = []      # the last few metrics records, for the diagnosis
+        self.start_state = None     # rollback target before the first checkpoint
+
+    def note(self, record: dict) -> None:
+        """A metrics line was written: it carries the dropped count, and joins the recent ones."""
+        if self.dropped:
+            record["nonfinite"], self.dropped = self.dropped, 0
+        self.recent = (self.recent + [record])[-5:]
+
+    def on_nonfinite(self, trainer, stats: list) -> bool:
+        """An update of this iteration was dropped: skip it, roll the trainer back (True), or stop, as
+        guard.nonfinite says."""
+        from ..runs import checkpoint
+        g, failed = self.cfg.guard, trainer.precision.failed
+        what = describe(failed, stats)
+        self.failures += 1
+        self.dropped += 1
+        newest = checkpoint.list_checkpoints(trainer.run_dir / "checkpoints")
+        since = f"the checkpoint of step {checkpoint.step_of(newest[-1])}" if newest else "the start"
+        if g.nonfinite == "stop" or self.failures >= g.max_failures:
+            count = ("" if g.nonfinite == "stop" else
+                     f"{self.failures} non-finite updates since {since} (last: ") + what
+            cause = likely_cause(self.cfg, failed, self.recent, {"G": trainer.G, "D": trainer.D})
+            keep = (f"checkpoint {newest[-1].name} is intact" if newest else "no checkpoint was written")
+            raise Diverged(f"stopped at step {trainer.step}: {count}{'' if g.nonfinite == 'stop' else ')'}; "
+                           f"likely cause: {cause}; {keep}")
+        tally = f"({self.failures} of {g.max_failures} allowed between checkpoints)"
+        if g.nonfinite == "skip":
+            trainer.say(f"step {trainer.step}: {what}; update skipped {tally}")
+            return False
+        found = checkpoint.latest(trainer.run_dir / "checkpoints", map_location="cpu") if newest else None
+        state = found[1] if found else self.start_state
+        failures, scale = self.failures, self.lr_scale * g.lr_factor
+        at = trainer.step
+        trainer.load_state_dict(state)
+        self.failures, self.lr_scale, self.dropped = failures, scale, 0
+        if trainer.dist.main:
+            trainer.metrics.truncate_after(trainer.step)
+        trainer.set_lr()
+        o = trainer.opt_g.param_groups[0]["lr"], trainer.opt_d.param_groups[0]["lr"]
+        trainer.say(f"step {at}: {what}; rolled back to step {trainer.step} with learning rates x{scale:g} "
+                    f"(G {o[0]:.3g}, D {o[1]:.3g}) {tally}")
+        return True

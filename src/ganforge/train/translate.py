@@ -17,7 +17,6 @@ which an exact resume needs, nor make two evaluations of one G differ.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from typing import Optional
 
@@ -27,37 +26,17 @@ import torch
 from ..data import load_dataset
 from ..data.batches import PairBatches
 from ..errors import UserError
-from ..games.cycle import CycleGame
-from ..games.pair import PairGame
+from ..games.cycle import CycleGame, CycleOptions
+from ..games.pair import PairGame, PairOptions
 from ..losses import LOSSES
 from ..nets import FAMILIES
+from ..nets.inference import translate
 from ..rng import Stream
-from ..viz.grid import grid, png_bytes
-from . import checkpoint
+from ..viz.grid import as_rgb, grid, png_bytes
+from .evaluation import Evaluation
 from .loop import Trainer
-from .run import prune_samples
 
-EVAL_SEED = 20171108        # the dropout noise of every translation made for samples and scores
 ROWS = 8                    # held-out inputs in each sample grid
-
-
-def translate(net: torch.nn.Module, x: torch.Tensor, precision=None, batch: int = 256,
-              seed: int = EVAL_SEED) -> torch.Tensor:
-    """net(x) in eval mode, in chunks, as float; the caller's random state is left as it was."""
-    was = net.training
-    net.eval()
-    devices = [x.device] if x.device.type == "cuda" else []
-    try:
-        with torch.no_grad(), torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            with precision.autocast() if precision is not None else contextlib.nullcontext():
-                return torch.cat([net(chunk).float() for chunk in x.split(batch)])
-    finally:
-        net.train(was)
-
-
-def as_rgb(x: torch.Tensor, channels: int) -> torch.Tensor:
-    return x.expand(-1, channels, -1, -1) if x.shape[1] == 1 and channels == 3 else x
 
 
 class TranslationTrainer(Trainer):
@@ -69,7 +48,7 @@ class TranslationTrainer(Trainer):
         if cfg.d_steps != 1:
             raise UserError(f"d_steps={cfg.d_steps}: the image-to-image games update D once per G update")
         if cfg.compile:
-            self._warn("compile=true applies to the GAN game; the image-to-image nets run eagerly")
+            self.warn("compile=true applies to the GAN game; the image-to-image nets run eagerly")
         data = self.data if game == "pair" else dataclasses.replace(self.data, paired=False)
         rows = self.dist.rows(cfg.batch_size)
         self.batches = PairBatches(data, cfg.batch_size, cfg.seed, self.device, rows)
@@ -81,20 +60,26 @@ class TranslationTrainer(Trainer):
                             f"(nonsaturating, minimax, least-squares, hinge); got loss={cfg.loss}, "
                             f"penalty={cfg.penalty.name}")
         if game == "pair":
-            self.game = PairGame(self.G, self.D, loss, self.opt_g, self.opt_d, self.batches, self.precision,
-                                 self.dist, o.l1_weight, o.gan_weight, o.d_noise, self.aux_stream, cfg.batch_size)
+            self.game = PairGame(self.G, self.D, self.opt_g, self.opt_d,
+                                 PairOptions(loss, o.l1_weight, o.gan_weight, o.d_noise, cfg.batch_size),
+                                 batches=self.batches, precision=self.precision, aux_stream=self.aux_stream,
+                                 dist=self.dist)
         else:
-            self.game = CycleGame(self.G, self.D, loss, self.opt_g, self.opt_d, self.batches, self.aux_stream,
-                                  self.precision, self.dist, o.cycle_weight, o.identity_weight, o.pool_size)
+            self.game = CycleGame(self.G, self.D, self.opt_g, self.opt_d,
+                                  CycleOptions(loss, o.cycle_weight, o.identity_weight, o.pool_size),
+                                  batches=self.batches, aux_stream=self.aux_stream, precision=self.precision,
+                                  dist=self.dist)
         self.cycle = game == "cycle"
         self.heldout = self._heldout()
         n = min(cfg.log.n_samples or ROWS, len(self.heldout.a))
         pick = torch.linspace(0, len(self.heldout.a) - 1, n).round().long()       # spread over the classes
         self.fixed_a = self.heldout.a[pick].to(self.device)
-        truth = self._truth_ab(self.heldout)
+        truth = truth_ab(self.heldout)
         self.fixed_truth = None if truth is None else truth[pick]
         self.fixed_z, self.fixed_y, self.fixed_per = self.fixed_a, None, None
-        self._reference: dict = {}
+
+    def make_evaluation(self):
+        return TranslationEvaluation(self.cfg, self.data, self.device, self.dist)
 
     def _heldout(self):
         """The held-out part of the data (the training part itself when nothing is held out)."""
@@ -106,19 +91,14 @@ class TranslationTrainer(Trainer):
         except UserError:                   # nothing held out
             return self.data
 
-    @staticmethod
-    def _truth_ab(data) -> Optional[torch.Tensor]:
-        return data.x if data.paired else data.a_true
-
     def generate(self, a: torch.Tensor, y=None, ema: bool = True, direction: str = "ab") -> torch.Tensor:
         net = self.ema.module if (ema and self.ema) else self.G
         if self.cycle:
             net = net.ab if direction == "ab" else net.ba
         return translate(net, a.to(self.device), self.precision)
 
-    def write_samples(self) -> None:
-        folder = self.run_dir / "samples"
-        folder.mkdir(exist_ok=True)
+    def samples_picture(self) -> tuple:
+        """One row per fixed held-out input: input | output | truth (CycleGAN: | the way back)."""
         out = self.generate(self.fixed_a)
         cols = [self.fixed_a, out]
         if self.cycle:
@@ -126,15 +106,17 @@ class TranslationTrainer(Trainer):
         if self.fixed_truth is not None:
             cols.insert(2, self.fixed_truth.to(self.device))
         c = max(t.shape[1] for t in cols)
-        rows = torch.stack([as_rgb(t.float(), c) for t in cols], 1).flatten(0, 1)
-        arr = grid(rows, nrow=len(cols))
-        stem = folder / f"step-{self.step:07d}"
-        checkpoint.atomic_savez(stem.with_suffix(".npz"), x=out.cpu().numpy().astype(np.float16))
-        png = png_bytes(arr)
-        checkpoint.atomic_write_bytes(png, stem.with_suffix(".png"))
-        prune_samples(self.run_dir, self.cfg.log.samples_keep)
-        if self.tb is not None:
-            self.tb.image(self.step, "samples", png, arr.shape[0], arr.shape[1], 1 if arr.ndim == 2 else arr.shape[2])
+        arr = grid(torch.stack([as_rgb(t.float(), c) for t in cols], 1).flatten(0, 1), nrow=len(cols))
+        return arr, png_bytes(arr), {"x": out.cpu().numpy().astype(np.float16)}
+
+
+def truth_ab(data) -> Optional[torch.Tensor]:
+    """The known answers of the A -> B translation: the paired targets, or the mapped images of a known task."""
+    return data.x if data.paired else data.a_true
+
+
+class TranslationEvaluation(Evaluation):
+    """Held-out inputs translated and scored against their truth (metrics.translation), both ways for CycleGAN."""
 
     def evaluator(self):
         e = self.cfg.eval
@@ -149,38 +131,38 @@ class TranslationTrainer(Trainer):
             from ..metrics.features import default_extractor, get_extractor
             name = e.features or default_extractor(self.data.shape)
             self._evaluator = get_extractor(name).to(self.device)
-            self._classify = name == "mnist" and self.data.classes == [str(i) for i in range(10)]
+            self.classify = name == "mnist" and self.data.classes == [str(i) for i in range(10)]
+            self.reference: dict = {}
         return self._evaluator
 
     def _reference_stats(self, direction: str):
         """Features of every real image of the target domain (computed once)."""
         from ..metrics.translation import reference_stats
-        if direction not in self._reference:
+        if direction not in self.reference:
             real = load_dataset(dataclasses.replace(self.cfg.data, split="all", holdout=0.0))
-            self._reference[direction] = reference_stats(self._evaluator, real.x if direction == "ab" else real.a)
-        return self._reference[direction]
+            self.reference[direction] = reference_stats(self._evaluator, real.x if direction == "ab" else real.a)
+        return self.reference[direction]
 
-    def evaluate(self) -> dict:
+    def measure(self, trainer) -> dict:
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):          # building the extractor draws initial weights
-            return self._evaluate()
+            return self._measure(trainer)
 
-    def _evaluate(self) -> dict:
+    def _measure(self, trainer) -> dict:
         from ..metrics.translation import translation_scores
         ext = self.evaluator()
         if ext is None or not self.dist.main:
             return {}
-        h, n = self.heldout, self.cfg.eval.n
+        h, n = trainer.heldout, self.cfg.eval.n
         out = {}
-        truth = self._truth_ab(h)
+        truth = truth_ab(h)
         if truth is not None:
             labels = h.y if h.paired else h.y_a
-            out.update(translation_scores(self.generate(h.a[:n]), truth[:n], None if labels is None else labels[:n],
-                                          ext, self._reference_stats("ab"), self._classify))
-        if self.cycle and h.b_true is not None:
-            scores = translation_scores(self.generate(h.x[:n], direction="ba"), h.b_true[:n],
+            out.update(translation_scores(trainer.generate(h.a[:n]), truth[:n], None if labels is None else labels[:n],
+                                          ext, self._reference_stats("ab"), self.classify))
+        if trainer.cycle and h.b_true is not None:
+            scores = translation_scores(trainer.generate(h.x[:n], direction="ba"), h.b_true[:n],
                                         None if h.y is None else h.y[:n], ext, self._reference_stats("ba"),
-                                        self._classify)
+                                        self.classify)
             out.update({f"{k}_ba": v for k, v in scores.items()})
-        self.keep_best(out)
         return out

@@ -1,4 +1,4 @@
-"""Sample grids: images in [-1, 1] tiled into one uint8 picture, saved as PNG."""
+"""Sample grids: images in [-1, 1] tiled into one uint8 picture, saved as PNG (atomically, runs.atomic)."""
 from __future__ import annotations
 
 import io
@@ -8,6 +8,8 @@ from typing import Optional
 
 import numpy as np
 import torch
+
+from ..runs import atomic
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -38,4 +40,9 @@ def png_bytes(arr: np.ndarray) -> bytes:
 
 
 def save_png(arr: np.ndarray, path: Path) -> None:
-    Path(path).write_bytes(png_bytes(arr))
+    atomic.write_bytes(Path(path), png_bytes(arr))
+
+
+def as_rgb(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """Gray images repeated to 3 channels when ``channels`` is 3 (to tile gray and colour images in one grid)."""
+    return x.expand(-1, channels, -1, -1) if x.shape[1] == 1 and channels == 3 else x

@@ -4,14 +4,18 @@ The GIF is written by Pillow with one shared palette (quantized from the
 frames together, so colours do not flicker between frames). The MP4 is
 H.264 in yuv420p (plays in browsers), encoded by PyAV's bundled FFmpeg;
 yuv420p needs even sides, so frames are padded by one white pixel where
-needed.
+needed. A file named by a path is written through the one atomic write
+(runs.atomic).
 """
 from __future__ import annotations
 
+import io
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+
+from ..runs import atomic
 
 
 def _check(frames: list) -> list[np.ndarray]:
@@ -32,8 +36,11 @@ def write_gif(frames: list, path, fps: float = 8, hold_last: float = 1.5) -> Non
     images = [Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
     ms = int(round(1000 / fps))
     durations = [ms] * (len(images) - 1) + [max(ms, int(hold_last * 1000))]
-    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0,
+    buf = path if hasattr(path, "write") else io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0,
                    optimize=False)
+    if buf is not path:
+        atomic.write_bytes(Path(path), buf.getvalue())
 
 
 def write_mp4(frames: list, path: Path, fps: float = 8, crf: int = 18) -> None:
@@ -42,7 +49,8 @@ def write_mp4(frames: list, path: Path, fps: float = 8, crf: int = 18) -> None:
     frames = _check(frames)
     h, w = frames[0].shape[:2]
     H, W = h + h % 2, w + w % 2
-    with av.open(str(path), mode="w", format="mp4") as box:
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="mp4") as box:
         stream = box.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
         stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
         stream.options = {"crf": str(crf)}
@@ -53,6 +61,7 @@ def write_mp4(frames: list, path: Path, fps: float = 8, crf: int = 18) -> None:
                 box.mux(packet)
         for packet in stream.encode():
             box.mux(packet)
+    atomic.write_bytes(Path(path), buf.getvalue())
 
 
 def read_mp4(path: Path) -> list[np.ndarray]:

@@ -1,51 +1,10 @@
-"""The run's numbers: metrics.jsonl lines and the progress display.
-
-metrics.jsonl holds one JSON object per logged step. When a run resumes from
-a checkpoint at step s, lines after s are dropped (they will be written
-again, identically), so an interrupted and resumed run leaves the same
-values as one that never stopped. Wall-clock fields (``time``, ``img_s``)
-are the only ones that differ.
-"""
+"""The progress display of a training run: a one-line bar on a terminal, a plain line every few seconds elsewhere."""
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
-from pathlib import Path
 from typing import Optional
-
-WALL_CLOCK_KEYS = ("time", "img_s")
-
-
-def read_metrics(path: Path) -> list[dict]:
-    """Every whole line of a metrics.jsonl (a torn last line is ignored)."""
-    out = []
-    if not path.exists():
-        return out
-    for line in path.read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict):
-            out.append(rec)
-    return out
-
-
-class MetricsLog:
-    def __init__(self, path: Path):
-        self.path = path
-
-    def truncate_after(self, step: int) -> None:
-        """Keep only lines with step <= ``step`` (written atomically)."""
-        from .checkpoint import atomic_write_bytes
-        keep = [r for r in read_metrics(self.path) if r.get("step", 0) <= step]
-        atomic_write_bytes("".join(json.dumps(r) + "\n" for r in keep).encode(), self.path)
-
-    def write(self, record: dict) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record, allow_nan=True) + "\n")
 
 
 def _fmt_time(seconds: float) -> str:

@@ -1,13 +1,12 @@
-"""Kill anywhere: pause points inside the run's writers, and the harness that SIGKILLs a run and resumes it.
+"""Kill anywhere: the harness that SIGKILLs a run at random moments and inside its writes, and resumes it.
 
 A kill at a random moment mostly lands in a training step, because steps are
 where the time goes; the moments that break runs in practice are rarer: a
-checkpoint or a sample file half written. With ``GANFORGE_FAULT_PAUSE=
-checkpoints:N`` (or ``samples:N``) the N-th file written into that folder of
-the run stops halfway (the first half of its bytes flushed to the temporary
-file), prints ``ganforge-fault-pause: <folder> <file>`` on stderr and sleeps
-``GANFORGE_FAULT_PAUSE_S`` seconds, so the harness can kill it there. Without
-the variable the writers run as usual (one dictionary lookup per file).
+checkpoint or a sample file half written. The one atomic write
+(ganforge.runs.atomic) has pause points for them: with
+``GANFORGE_FAULT_PAUSE=checkpoints:N`` (or ``samples:N``) the N-th file
+written into that folder of the run stops halfway and says so on stderr, so
+the harness can kill it there.
 
 :func:`kill_anywhere` trains a run straight through, then trains it again
 killed with SIGKILL ``kills`` times (during steps at random moments, during
@@ -17,9 +16,10 @@ older one), that no more than ``log.checkpoint_every`` logged steps were
 lost, and at the end that metrics.jsonl and every tensor of the final
 checkpoint equal the uninterrupted run's, bit for bit (the CPU is
 deterministic). Used by tests/test_faults.py (a few kills) and
-benchmarks/faults.py (20 and more). The atomic-rename discipline it tests is
-SQLite's and every careful checkpointer's; the harness follows the spirit of
-crash-consistency testing such as ALICE (Pillai et al., OSDI 2014).
+benchmarks/faults.py (20 and more); it lives with the tests, not in the
+package. The atomic-rename discipline it tests is SQLite's and every careful
+checkpointer's; the harness follows the spirit of crash-consistency testing
+such as ALICE (Pillai et al., OSDI 2014).
 """
 from __future__ import annotations
 
@@ -33,73 +33,15 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-ENV, ENV_S = "GANFORGE_FAULT_PAUSE", "GANFORGE_FAULT_PAUSE_S"
-_count: dict = {}
+from ganforge.runs.atomic import ENV, ENV_S
 
-
-def _due(folder: str) -> bool:
-    want = os.environ.get(ENV)
-    if not want:
-        return False
-    kind, _, nth = want.partition(":")
-    if kind != folder:
-        return False
-    _count[folder] = _count.get(folder, 0) + 1
-    return _count[folder] == int(nth or 1)
-
-
-def _pause(folder: str, name: str) -> None:
-    sys.stderr.write(f"ganforge-fault-pause: {folder} {name}\n")
-    sys.stderr.flush()
-    time.sleep(float(os.environ.get(ENV_S, "30")))
-
-
-class PausingFile:
-    """A binary file whose first write past ``half`` bytes flushes, then pauses (see module doc)."""
-
-    def __init__(self, f, folder: str, name: str, half: int = 4096):
-        self.f, self.folder, self.name, self.half, self.n, self.done = f, folder, name, half, 0, False
-
-    def write(self, data) -> int:
-        out = self.f.write(data)
-        self.n += len(data)
-        if not self.done and self.n >= self.half:
-            self.done = True
-            self.f.flush()
-            _pause(self.folder, self.name)
-        return out
-
-    def flush(self) -> None:
-        self.f.flush()
-
-
-def wrap(f, path: Path):
-    """``f`` itself, or a PausingFile when this write is the one GANFORGE_FAULT_PAUSE names."""
-    folder = Path(path).parent.name
-    return PausingFile(f, folder, Path(path).name) if _due(folder) else f
-
-
-def write_bytes(f, data: bytes, path: Path) -> None:
-    """f.write(data), pausing halfway through when this write is the one named."""
-    folder = Path(path).parent.name
-    if _due(folder):
-        half = len(data) // 2
-        f.write(data[:half])
-        f.flush()
-        _pause(folder, Path(path).name)
-        f.write(data[half:])
-    else:
-        f.write(data)
-
-
-# ------------------------------------------------------------------ the harness
 
 def _cmd(*args) -> list:
     return [sys.executable, "-m", "ganforge", *map(str, args)]
 
 
 def _last_logged(run: Path) -> int:
-    from .log import read_metrics
+    from ganforge.runs.metrics_log import read_metrics
     lines = read_metrics(run / "metrics.jsonl")
     return int(lines[-1]["step"]) if lines else 0
 
@@ -125,7 +67,7 @@ def kill_anywhere(work: Path, preset: str, overrides: list, kills: int = 20, see
     """Run the experiment described in the module doc; returns a report (raises AssertionError on a failure)."""
     import torch
 
-    from .checkpoint import list_checkpoints, load, step_of
+    from ganforge.runs.checkpoint import list_checkpoints, load, step_of
     work = Path(work)
     opts = dict(o.split("=", 1) for o in overrides)
     steps, every = int(opts["steps"]), int(opts["log.checkpoint_every"])
@@ -215,7 +157,7 @@ SKIP = ("time", "version", "config")
 
 
 def _numbers(run: Path) -> list:
-    from .log import WALL_CLOCK_KEYS, read_metrics
+    from ganforge.runs.metrics_log import WALL_CLOCK_KEYS, read_metrics
     return [{k: v for k, v in r.items() if k not in WALL_CLOCK_KEYS} for r in read_metrics(run / "metrics.jsonl")]
 
 

@@ -1,10 +1,10 @@
 """Checkpoints that a kill cannot break and that run no code when loaded.
 
 A checkpoint is one ``torch.save`` file of tensors and plain values (weights,
-optimizer states, counters, the config as a dict), written to a temporary
-file, fsynced, renamed over its final name and followed by an fsync of the
-folder, so a kill at any moment leaves either the old or the new file
-(the pattern of Mimicry and of SQLite's journal). It is read with
+optimizer states, counters, the config as a dict) in ``checkpoints/``, named
+``step-NNNNNNN.pt`` and written through the one atomic write (runs.atomic),
+so a kill at any moment leaves either the old or the new file (the pattern of
+Mimicry and of SQLite's journal). It is read with
 ``torch.load(weights_only=True)``, which refuses pickled code.
 """
 from __future__ import annotations
@@ -18,52 +18,25 @@ from typing import Optional
 import torch
 
 from ..errors import UserError
-from . import faults
+from . import atomic
 
 FORMAT = 1
 _NAME = re.compile(r"^step-(\d+)\.pt$")
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_save(obj, path: Path) -> None:
-    """torch.save to ``path`` via a fsynced temporary file and a rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            try:
-                torch.save(obj, faults.wrap(f, path))
-            except RuntimeError as e:          # torch wraps a failed write (a full disk) in its own error
-                err = e.__context__
-                if isinstance(err, OSError):
-                    raise OSError(err.errno, err.strerror, str(path)) from None
-                raise
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(path.parent)
-
-
 def save(folder: Path, state: dict, step: int, keep: int) -> Path:
+    """checkpoints/step-N.pt, then all but the newest ``keep`` step files removed."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"step-{step:07d}.pt"
-    atomic_save({"format": FORMAT, **state}, path)
+    save_as(path, state)
     for old in list_checkpoints(folder)[:-keep]:
         old.unlink(missing_ok=True)
     return path
+
+
+def save_as(path: Path, state: dict) -> None:
+    """One checkpoint file under any name (checkpoints/best.pt), with the format field."""
+    atomic.save_torch({"format": FORMAT, **state}, path)
 
 
 def list_checkpoints(folder: Path) -> list[Path]:
@@ -77,16 +50,6 @@ def list_checkpoints(folder: Path) -> list[Path]:
 def step_of(path: Path) -> int:
     """The step in a checkpoint's file name (step-0000400.pt: 400)."""
     return int(_NAME.match(Path(path).name).group(1))
-
-
-def remove_stale(folder: Path) -> int:
-    """Delete the temporary files a killed writer left in ``folder`` (.NAME.tmp-PID); how many."""
-    n = 0
-    if folder.is_dir():
-        for p in folder.glob(".*.tmp-*"):
-            p.unlink(missing_ok=True)
-            n += 1
-    return n
 
 
 def _reason(e: Exception) -> str:
@@ -154,20 +117,18 @@ def latest(folder: Path, map_location="cpu", warn=_warn) -> Optional[tuple[Path,
     return None
 
 
-def atomic_write_bytes(data: bytes, path: Path) -> None:
-    """Write a small file so that readers see the old or the new whole file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        faults.write_bytes(f, data, path)
-    os.replace(tmp, path)
-
-
-def atomic_savez(path: Path, **arrays) -> None:
-    """np.savez_compressed through atomic_write_bytes: a kill never leaves a torn .npz under its name."""
-    import io
-
-    import numpy as np
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    atomic_write_bytes(buf.getvalue(), path)
+def pick(run_dir: Path, which: str = "latest") -> tuple[Path, dict]:
+    """(file, state) of a run's checkpoint: the newest that loads (``latest``: a refused newer one is named in a
+    warning), checkpoints/best.pt kept by eval.best (``best``), or a checkpoint file; never unpickles code."""
+    run_dir = Path(run_dir)
+    if which == "latest":
+        found = latest(run_dir / "checkpoints")
+        if found is None:
+            raise UserError(f"{run_dir} has no checkpoint yet")
+        return found
+    path = run_dir / "checkpoints" / "best.pt" if which == "best" else Path(which)
+    if which == "best" and not path.is_file():
+        raise UserError(f"{run_dir} has no checkpoints/best.pt: train with eval.best=METRIC to keep one")
+    if not path.is_file():
+        raise UserError(f"--checkpoint takes best, latest or a checkpoint file; {path} is not a file")
+    return path, load(path)

@@ -13,21 +13,28 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
+from ..runs import atomic
 
 
-def _targets(names: list[str], out: Path, force: bool) -> None:
-    for name in names:
-        target = out / name
-        if target.exists() and not force:
-            raise UserError(f"{target} exists; add --force to replace it (after the new run finishes) or choose another --out")
-        if target.exists() and not target.is_dir():
-            raise UserError(f"{target} is a file, not a folder")
+def add_parser(sub):
+    lab = sub.add_parser("lab", help="the theory as experiments: list, run one, or run all (writes docs/lab)")
+    lab.add_argument("what", metavar="list|all|NAME", help="list the experiments, run all of them, or run one")
+    lab.add_argument("--out", default="runs/lab", help="parent folder of the experiments' folders (default runs/lab)")
+    lab.add_argument("--size", choices=("default", "quick"), default="default",
+                     help="default: the documented size (at most 2 minutes each on 2 cores); quick: a smoke test")
+    lab.add_argument("--seed", type=int, default=0)
+    lab.add_argument("--force", action="store_true", help="replace an existing result folder once the new run finishes")
+    lab.add_argument("--docs", default=None, metavar="DIR",
+                     help="also write the Markdown page(s) into DIR (ganforge lab all: default docs/lab)")
+    lab.add_argument("--run", default=None, metavar="RUN",
+                     help="ranking/evolution: use this trained image run instead of training a short one")
+    return lab
 
 
 def _run_one(name: str, out: Path, a) -> dict:
-    from .lab import get
-    from .lab.base import run_experiment
+    from ..lab import get
+    from ..lab.base import run_experiment
     module = get(name)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out))
@@ -48,13 +55,13 @@ def _run_one(name: str, out: Path, a) -> dict:
     verdict = {True: "held", False: "did NOT hold", None: "measured"}[result["held"]]
     print(f"   {verdict}: {result['headline']} ({result['seconds']:.0f} s) -> {out / name}", flush=True)
     if a.docs:
-        from .lab.docs import write_page
+        from ..lab.docs import write_page
         print(f"   page: {write_page(result, module, out / name, Path(a.docs))}")
     return result
 
 
-def run_lab(a) -> int:
-    from .lab import EXPERIMENTS, available, get
+def run(a) -> int:
+    from ..lab import EXPERIMENTS, available, get
     names = available()
     if a.what == "list":
         for name in names:
@@ -72,31 +79,17 @@ def run_lab(a) -> int:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder")
     chosen = names if a.what == "all" else [a.what]
-    _targets(chosen, out, a.force)
+    for name in chosen:                 # a result folder is replaced only once the new run has finished
+        atomic.check_out(out / name, a.force, folder=True)
     if a.what == "all" and a.docs is None:
         a.docs = "docs/lab"
     if a.docs:
         Path(a.docs).mkdir(parents=True, exist_ok=True)
     results = [_run_one(name, out, a) for name in chosen]
     if a.what == "all":
-        from .lab.docs import write_index
+        from ..lab.docs import write_index
         print(f"table of every claim: {write_index(results, Path(a.docs))}")
         failed = [r["name"] for r in results if r["held"] is False]
         if failed:
             print(f"claims that did not hold here: {', '.join(failed)}", file=sys.stderr)
     return 0
-
-
-def add_parser(sub) -> None:
-    lab = sub.add_parser("lab", help="the theory as experiments: list, run one, or run all (writes docs/lab)")
-    lab.add_argument("what", metavar="list|all|NAME", help="list the experiments, run all of them, or run one")
-    lab.add_argument("--out", default="runs/lab", help="parent folder of the experiments' folders (default runs/lab)")
-    lab.add_argument("--size", choices=("default", "quick"), default="default",
-                     help="default: the documented size (at most 2 minutes each on 2 cores); quick: a smoke test")
-    lab.add_argument("--seed", type=int, default=0)
-    lab.add_argument("--force", action="store_true", help="replace an existing result folder once the new run finishes")
-    lab.add_argument("--docs", default=None, metavar="DIR",
-                     help="also write the Markdown page(s) into DIR (ganforge lab all: default docs/lab)")
-    lab.add_argument("--run", default=None, metavar="RUN",
-                     help="ranking/evolution: use this trained image run instead of training a short one")
-    lab.set_defaults(fn=run_lab)

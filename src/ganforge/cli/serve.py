@@ -7,12 +7,21 @@ import socket
 import sys
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
 
 
-def cmd_serve(a) -> int:
+def add_parser(sub):
+    s = sub.add_parser("serve", help="a local web app: the 2-D GAN playground and live views of run folders")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only)")
+    s.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    s.add_argument("--runs", default="runs", help="the folder whose run folders are listed (default: runs)")
+    s.add_argument("--threads", type=int, default=1, help="torch threads for the playground (default 1)")
+    return s
+
+
+def run(a) -> int:
     import torch
-    from .serve.server import Server, exposure_warning
+    from ..serve.server import Server, exposure_warning
     if not 0 <= a.port <= 65535:
         raise UserError(f"--port must be from 0 to 65535, got {a.port}")
     root = Path(a.runs)
@@ -47,12 +56,3 @@ def cmd_serve(a) -> int:
         pass
     print("ganforge serve: stopped", file=sys.stderr)
     return 0
-
-
-def add_parser(sub) -> None:
-    s = sub.add_parser("serve", help="a local web app: the 2-D GAN playground and live views of run folders")
-    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only)")
-    s.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
-    s.add_argument("--runs", default="runs", help="the folder whose run folders are listed (default: runs)")
-    s.add_argument("--threads", type=int, default=1, help="torch threads for the playground (default 1)")
-    s.set_defaults(fn=cmd_serve)

@@ -10,23 +10,51 @@ printed as a table with the extractor and protocol beside the numbers.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
-from .errors import UserError
-from .metrics.evaluate import Evaluator, Settings
+from ..errors import UserError
+from ..metrics import features, registry
+from ..runs import atomic
+
+
+def add_parser(sub):
+    e = sub.add_parser("eval", help="measure a run, or two sets of samples: FID, KID, IS, precision/recall, "
+                       "density/coverage, modes")
+    e.add_argument("run", nargs="?", help="a run folder (or give --real and --fake)")
+    e.add_argument("--real", metavar="PATH", help="real samples: a folder of images, an .npz (array x) or a dataset name")
+    e.add_argument("--fake", metavar="PATH", help="generated samples: a folder of images or an .npz (array x)")
+    e.add_argument("--metrics", default="auto",
+                   help=f"comma list of {','.join(registry.selectable())} (default auto: all that apply; toys: modes)")
+    e.add_argument("-n", "--n", type=int, default=None,
+                   help="generated samples (default 10000 images, 2500 toy points; --fake: all of it)")
+    e.add_argument("--n-real", type=int, default=None, help="real samples used (default: all)")
+    e.add_argument("--real-split", choices=("train", "holdout", "all"), default=None,
+                   help="a run's real data: the part it trained on (default), its held-out part, or all")
+    e.add_argument("--features", choices=features.names(), default=None,
+                   help="feature extractor (default: mnist for 28x28 digits, else efficientnet-lite0)")
+    e.add_argument("--inception-weights", metavar="PATH", help="pt_inception-2015-12-05-6726825d.pth for --features inception")
+    e.add_argument("--protocol", choices=("legacy-tf", "clean"), default="legacy-tf",
+                   help="how --features inception resizes to 299 (default legacy-tf, as the reference FID code)")
+    e.add_argument("--resolution", type=int, default=None, help="--real/--fake folders: image side (default: the first image's)")
+    e.add_argument("--kid-subsets", type=int, default=100)
+    e.add_argument("--kid-size", type=int, default=1000)
+    e.add_argument("--batch", type=int, default=64, help="images per extractor batch")
+    e.add_argument("--seed", type=int, default=0, help="seed of the generated samples and of KID's subsets")
+    e.add_argument("--no-ema", action="store_true", help="evaluate the trained generator, not its moving average")
+    e.add_argument("--checkpoint", choices=("latest", "best"), default="latest",
+                   help="the run's newest checkpoint, or the best one kept by eval.best")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--out", default=None, help="JSON file to add the result to (default: RUN/eval.json, or eval.json)")
+    e.add_argument("--progress", choices=("auto", "bar", "lines", "off"), default="auto")
+    return e
 
 
 def existing_results(path: Path) -> dict:
-    """The evaluations already in ``path`` ({"evaluations": []} if there is none); a file that is not a ganforge
-    eval file, or a file where a folder must be, is refused."""
+    """The evaluations already in ``path`` ({"evaluations": []} if there is none); a path the one --out rule
+    refuses (a folder, a file where a folder must be), or a file that is not a ganforge eval file, is refused."""
     old = {"evaluations": []}
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UserError(f"--out {path} cannot be written: {parent} is a file, not a folder")
-            break
+    atomic.check_out(path, force=True)             # --out adds to an eval file: an existing one is no mistake
     if path.is_file():
         try:
             old = json.loads(path.read_text())
@@ -43,46 +71,15 @@ def append_result(path: Path, record: dict) -> None:
     old = existing_results(path)
     old["evaluations"].append(record)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(old, indent=1) + "\n")
-    os.replace(tmp, path)
+    atomic.write_json(path, old, indent=1)
 
 
 def table(result: dict) -> str:
-    """The metrics of one result as aligned lines."""
+    """The metrics of one result as aligned lines, each as its registry record prints it."""
     rows = []
-    m = result["metrics"]
-    if "fid" in m:
-        rows.append(("FID", f"{m['fid']['value']:.4f}"))
-    if "kid" in m:
-        rows.append(("KID", f"{m['kid']['value']:.6f} ± {m['kid']['std']:.6f}"))
-    if "is" in m:
-        rows.append(("IS", f"{m['is']['value']:.4f} ± {m['is']['std']:.4f}"))
-    if "pr" in m:
-        rows += [("precision", f"{m['pr']['precision']:.4f}"), ("recall", f"{m['pr']['recall']:.4f}")]
-    if "dc" in m:
-        rows += [("density", f"{m['dc']['density']:.4f}"), ("coverage", f"{m['dc']['coverage']:.4f}")]
-    if "modes" in m:
-        d = m["modes"]
-        text = f"{d['modes']}/{d['of']}, KL from uniform {d['kl']:.4f}"
-        if "hq" in d:
-            text += f", high quality {d['hq']:.1f}%"
-        if "confident" in d:
-            text += f", confident {100 * d['confident']:.1f}%"
-        rows.append(("modes", text))
-        if "counts" in d and d["of"] <= 10:
-            rows.append(("classes", " ".join(f"{i}:{c}" for i, c in enumerate(d["counts"]))))
-        if "kl_reverse" in d:
-            f = d["floor"]
-            rows += [("KL(g||data)", f"{d['kl_reverse']:.4f} ± {d['kl_reverse_se']:.4f} (estimator floor {f['kl_reverse']:+.4f})"),
-                     ("KL(data||g)", f"{d['kl_forward']:.4f} ± {d['kl_forward_se']:.4f} (floor {f['kl_forward']:+.4f})"),
-                     ("JSD", f"{d['jsd']:.4f} ± {d['jsd_se']:.4f} (floor {f['jsd']:+.4f}; log 2 = 0.6931)")]
-    if "conditional" in m:
-        c = m["conditional"]
-        if "class_acc" in c:
-            rows.append(("class accuracy", f"{100 * c['class_acc']:.2f}% (digit classifier on samples drawn per class)"))
-        if "fid_class" in c:
-            rows.append(("per-class FID", f"{c['fid_class']:.4f} (mean over classes)"))
+    for name, entry in result["metrics"].items():
+        if name in registry.METRICS:
+            rows += registry.METRICS[name].lines(entry)
     ex = result["extractor"]
     w = max(len(r[0]) for r in rows) if rows else 0
     lines = [f"{k:<{w}}  {v}" for k, v in rows]
@@ -92,22 +89,24 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _settings(a, device) -> Settings:
+def _settings(a, device):
     for flag in ("n", "n_real", "kid_subsets", "kid_size", "batch", "resolution"):
         v = getattr(a, flag)
         if v is not None and v < 1:
             raise UserError(f"--{flag.replace('_', '-')} must be at least 1, got {v}")
     if a.inception_weights and a.features != "inception":
         raise UserError("--inception-weights applies to --features inception")
+    from ..metrics.evaluate import Settings
     metrics = () if a.metrics == "auto" else tuple(s.strip() for s in a.metrics.split(",") if s.strip())
     return Settings(metrics=metrics, features=a.features, inception_weights=a.inception_weights, protocol=a.protocol,
                     n_real=a.n_real, batch=a.batch, kid_subsets=a.kid_subsets, kid_size=a.kid_size, seed=a.seed,
                     device=device, progress=a.progress)
 
 
-def run_eval(a) -> int:
-    from .metrics.sources import from_data_config, from_path
-    from .train.setup import pick_device
+def run(a) -> int:
+    from ..device import pick_device
+    from ..metrics.evaluate import Evaluator
+    from ..metrics.sources import from_data_config, from_path
     device = pick_device(a.device)
     if a.run and a.fake:
         raise UserError("give a run folder or --fake PATH, not both")
@@ -116,7 +115,7 @@ def run_eval(a) -> int:
     s = _settings(a, device)
     rec: dict = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "seed": a.seed}
     if a.run:
-        from .api import load_run
+        from ..api import load_run
         run = load_run(a.run, device=str(device), which=a.checkpoint)
         real = from_path(a.real, a.resolution) if a.real else from_data_config(run.config.data, a.real_split)
         n = a.n or (10000 if real.x.dim() == 4 else 2500)
@@ -138,13 +137,11 @@ def run_eval(a) -> int:
         fake = fk.x
         rec["fake"] = fk.name
         out = Path(a.out) if a.out else Path("eval.json")
-    if out.exists() and out.is_dir():
-        raise UserError(f"--out {out} is a folder; give a .json file")
     existing_results(out)                    # refused before the work, not after it
     ev = Evaluator(real, s)
     result = ev(fake, n)
     if a.run and run.n_classes:              # class-conditional: the samples were drawn for labels 0, 1, ... in turn
-        from .metrics.evaluate import class_scores
+        from ..metrics.evaluate import class_scores
         result["metrics"]["conditional"] = {**class_scores(ev, fake, run.labels(n)), **ev.extractor.describe(),
                                             "labels": "balanced, i % classes"}
     rec.update({"n": n, **result})

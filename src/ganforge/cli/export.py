@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def add_parser(sub) -> None:
+def add_parser(sub):
     x = sub.add_parser("export", help="write a run's generator (weights and config) to one .safetensors file "
                        "that loads without pickle: ganforge.load_generator(path)")
     x.add_argument("run")
@@ -19,11 +19,11 @@ def add_parser(sub) -> None:
                    help="the newest checkpoint that loads (default), checkpoints/best.pt kept by eval.best, "
                    "or a checkpoint file")
     x.add_argument("--force", action="store_true", help="replace --out if it exists")
-    x.set_defaults(fn=cmd_export)
+    return x
 
 
-def cmd_export(a) -> int:
-    from .export import export_generator
+def run(a) -> int:
+    from ..export import export_generator
     meta = export_generator(Path(a.run), Path(a.out), which=a.checkpoint, raw=a.raw, force=a.force)
     weights = "moving-average (EMA)" if meta["weights"] == "ema" else "trained"
     print(f"wrote the {weights} {meta['config']['model']['name']} generator of {a.run} at step {meta['step']} "

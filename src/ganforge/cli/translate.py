@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import UserError
+from ..errors import UserError
+from ..runs import atomic
 
 
-def add_parser(sub) -> None:
+def add_parser(sub):
     t = sub.add_parser("translate", help="translate images with a pix2pix or cyclegan run")
     t.add_argument("run")
     t.add_argument("--input", required=True, help="an image file or a folder of images")
@@ -26,46 +27,40 @@ def add_parser(sub) -> None:
     t.add_argument("--direction", choices=("ab", "ba"), default="ab", help="cyclegan: ba maps domain B to A")
     t.add_argument("--batch", type=int, default=64)
     t.add_argument("--force", action="store_true", help="replace outputs that exist")
-    t.set_defaults(fn=run_translate)
+    return t
 
 
 def _inputs(src: Path) -> tuple[list[Path], Path, int, int]:
     """(image files, their root, how many other files, how many hidden) of --input."""
-    from .data.files import IMAGE_KINDS, IMAGE_SUFFIXES, _list_images
+    from ..data.folder import IMAGE_KINDS, IMAGE_SUFFIXES, list_images
     if src.is_file():
         if src.suffix.lower() not in IMAGE_SUFFIXES:
             raise UserError(f"--input {src} is not an image ({', '.join(s[1:] for s in sorted(IMAGE_SUFFIXES))})")
         return [src], src.parent, 0, 0
     if not src.is_dir():
         raise UserError(f"--input {src} does not exist")
-    files, non_images, hidden = _list_images(src)
+    files, non_images, hidden = list_images(src)
     if not files:
         raise UserError(f"no images found under {src}; give {IMAGE_KINDS} files")
     return files, src, non_images, hidden
 
 
 def _targets(files: list[Path], root: Path, out: Path, single: bool, force: bool) -> list[Path]:
+    """The output of each input: --out itself for one image, else the same relative names under the --out folder;
+    each one passes the one --out rule."""
     if single:
-        if out.suffix.lower() != ".png":
-            raise UserError(f"--out must be a .png file for one input image, got {out.name}")
-        targets = [out]
-    else:
-        if out.exists() and not out.is_dir():
-            raise UserError(f"--out {out} is a file; a folder of inputs needs an output folder")
-        targets = [out / f.relative_to(root).with_suffix(".png") for f in files]
-    taken = [t for t in targets if t.exists()]
-    if taken and not force:
-        raise UserError(f"{taken[0]} exists ({len(taken)} of the outputs do); choose another --out or add --force")
-    return targets
+        return [atomic.check_out(out, force, (".png",))]
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; a folder of inputs needs an output folder")
+    return [atomic.check_out(out / f.relative_to(root).with_suffix(".png"), force) for f in files]
 
 
-def run_translate(a) -> int:
+def run(a) -> int:
     from PIL import Image
 
-    from .api import load_run
-    from .data.files import image_to_array, skipped_line
-    from .train.checkpoint import atomic_write_bytes
-    from .viz.grid import png_bytes, to_uint8
+    from ..api import load_run
+    from ..data.folder import image_to_array, skipped_line
+    from ..viz.grid import png_bytes, to_uint8
     if a.batch < 1:
         raise UserError(f"--batch must be at least 1, got {a.batch}")
     run = load_run(a.run)
@@ -97,7 +92,7 @@ def run_translate(a) -> int:
         y = run.translate(x, a.direction).cpu()
         for img, t in zip(to_uint8(y), keep):
             t.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(png_bytes(img[..., 0] if img.shape[-1] == 1 else img), t)
+            atomic.write_bytes(t, png_bytes(img[..., 0] if img.shape[-1] == 1 else img))
             done += 1
     if not done:
         raise UserError(f"none of the {len(files)} input images could be read (e.g. {bad[0].name})")

@@ -11,28 +11,28 @@ value (the same z in each column) to a PNG.
 """
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
+from ..metrics import features
+from ..runs import atomic
 
 
-def add_parser(sub) -> None:
+def add_parser(sub):
     t = sub.add_parser("truncation", help="sweep the truncation trick: FID, precision and recall per value "
                        "(families with truncation: biggan in z, stylegan in w)")
     t.add_argument("run")
     t.add_argument("--values", default="0.25,0.5,0.75,1.0,1.5,2.0",
                    help="comma list of truncation values (biggan: the |z| threshold; stylegan: psi)")
     t.add_argument("-n", type=int, default=2000, help="samples per value (default 2000)")
-    t.add_argument("--features", choices=("inception", "efficientnet-lite0", "mnist"), default=None,
+    t.add_argument("--features", choices=features.names(), default=None,
                    help="feature extractor (default: mnist for 28x28 digits, else efficientnet-lite0)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", default=None, help="JSON file of the rows (default: RUN/truncation.json)")
     t.add_argument("--grid", default=None, help="PNG of one sample row per value (default: RUN/truncation.png)")
     t.add_argument("--cols", type=int, default=8, help="samples per row of the grid")
     t.add_argument("--force", action="store_true", help="replace --out and --grid if they exist")
-    t.set_defaults(fn=run_sweep)
+    return t
 
 
 def values_of(text: str) -> list[float]:
@@ -45,14 +45,14 @@ def values_of(text: str) -> list[float]:
     return vals
 
 
-def run_sweep(a) -> int:
+def run(a) -> int:
     import torch
 
-    from .api import load_run
-    from .metrics.evaluate import Evaluator, Settings
-    from .metrics.sources import from_data_config
-    from .nets import FAMILIES
-    from .viz.grid import grid, save_png
+    from ..api import load_run
+    from ..metrics.evaluate import Evaluator, Settings
+    from ..metrics.sources import from_data_config
+    from ..nets import FAMILIES
+    from ..viz.grid import grid, save_png
     vals = values_of(a.values)
     if a.n < 10 or a.cols < 1:
         raise UserError("-n must be at least 10 and --cols at least 1")
@@ -60,11 +60,8 @@ def run_sweep(a) -> int:
     if not FAMILIES[run.config.model.name].supports_truncation:
         raise UserError(f"model {run.config.model.name} has no truncation trick; families that do: "
                         + ", ".join(k for k, f in FAMILIES.items() if f.supports_truncation))
-    out = Path(a.out) if a.out else run.path / "truncation.json"
-    png = Path(a.grid) if a.grid else run.path / "truncation.png"
-    for p in (out, png):
-        if p.exists() and not a.force:
-            raise UserError(f"{p} exists; add --force to replace it or give another path")
+    out = atomic.check_out(Path(a.out) if a.out else run.path / "truncation.json", a.force)
+    png = atomic.check_out(Path(a.grid) if a.grid else run.path / "truncation.png", a.force, flag="--grid")
     real = from_data_config(run.config.data)
     if real.x.dim() != 4:
         raise UserError(f"{run.path} is not an image run; the truncation sweep measures images")
@@ -80,9 +77,7 @@ def run_sweep(a) -> int:
     record = {"run": str(run.path), "step": run.step, "n": a.n, "seed": a.seed,
               "family": run.config.model.name, **ev.extractor.describe(), "rows": rows}
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, out)
+    atomic.write_json(out, record, indent=1)
     save_png(grid(torch.cat(strips), nrow=a.cols), png)
     print(f"-> {out}, {png} (a row per value, top to bottom)")
     return 0

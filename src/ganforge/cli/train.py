@@ -1,0 +1,119 @@
+"""``ganforge train``: train a run (a new folder under --out, or --resume one), on one process or N (torchrun).
+
+The end of a run rewrites its report.html (report.write_report) and prints
+where its samples are; a stop by Ctrl-C or SIGTERM writes a checkpoint and
+prints the command that continues it.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+from ..errors import UserError
+from .common import add_config_items, split_args
+from .report import report_after_training
+
+
+def add_parser(sub):
+    t = sub.add_parser("train", help="train a GAN (no arguments: DCGAN on the embedded MNIST digits)")
+    add_config_items(t)
+    t.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
+    t.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint")
+    t.add_argument("--nproc", type=int, default=1,
+                   help="train data-parallel on N processes (launches torchrun; batch_size is the global batch)")
+    return t
+
+
+def run(a) -> int:
+    import os
+
+    from ..train.start import plan_run, start
+    if a.nproc < 1:
+        raise UserError(f"--nproc must be at least 1, got {a.nproc}")
+    preset, overrides = split_args(a.items)
+    if a.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        from ..train.distributed import Dist, check_batch, gpus_for
+        cfg, _, _ = plan_run(preset, tuple(overrides), Path(a.out), Path(a.resume) if a.resume else None)
+        check_batch(cfg.batch_size, Dist(world=a.nproc), getattr(cfg.model.arch, "pack", 1))   # mistakes: one line here
+        gpus_for(cfg.device, a.nproc)
+        return _torchrun(a.nproc, a.argv)
+    trainer, resuming = start(preset, tuple(overrides), Path(a.out), Path(a.resume) if a.resume else None)
+    cfg, run_dir = trainer.cfg, trainer.run_dir
+    if resuming and trainer.dist.main:
+        trainer.progress.say(f"resuming {run_dir} from step {trainer.step}" if trainer.resumed
+                             else f"{run_dir} has no checkpoint yet: starting it from step 0")
+    elif trainer.dist.main:
+        trainer.progress.say(f"run {run_dir}: {cfg.model.name} on {cfg.data.name} ({len(trainer.data)} samples), "
+                             f"loss {cfg.loss}, {cfg.steps} steps, {trainer.device} {cfg.precision}"
+                             + (f", {trainer.dist.world} processes" if trainer.dist.active else ""))
+    result = trainer.run()
+    if trainer.dist.main:
+        report_after_training(run_dir)
+    quiet = os.environ.get("GANFORGE_LAUNCHED") == "1"    # under --nproc: the launcher reports the stop
+    if not trainer.dist.main:
+        rc = 0 if quiet or not result["stopped"] else 130
+    elif result["stopped"]:
+        again = f" --nproc {trainer.dist.world}" if trainer.dist.active else ""
+        print(f"stopped at step {result['step']}; checkpoint written. Continue with: ganforge train --resume {run_dir}"
+              f"{again}", file=sys.stderr)
+        rc = 0 if quiet else 130
+    else:
+        last = sorted((run_dir / "samples").glob("step-*.png"))
+        print(f"done: {run_dir} at step {result['step']}" + (f"; samples: {last[-1]}" if last else ""))
+        rc = 0
+    if trainer.dist.active:
+        trainer.dist.leave(rc)
+    return rc
+
+
+def _torchrun(n: int, argv: list[str]) -> int:
+    """Relaunch this train command as n processes under torchrun (gloo on CPUs, NCCL on GPUs)."""
+    import os
+    import subprocess
+    rest, skip = [], False
+    for arg in argv:            # drop --nproc N / --nproc=N; torchrun's workers get the rest
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            rest.append(arg)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", "-m", "ganforge", *rest]
+    env = dict(os.environ, GANFORGE_LAUNCHED="1")
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))
+    # torchrun runs in a session of its own, so Ctrl-C reaches only this process, which passes it to the
+    # workers alone: they stop at one step, write a checkpoint and exit 0, and torchrun ends quietly
+    # (a signal to torchrun itself would end in its traceback).
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    stopped = []
+
+    def forward(signum, frame):
+        stopped.append(signum)
+        for pid in _children(proc.pid):
+            try:
+                os.kill(pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+    old = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = proc.wait()
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    return 130 if stopped and code == 0 else code
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    import os
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry))
+    return out
