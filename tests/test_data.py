@@ -251,7 +251,7 @@ def test_batches_are_a_function_of_the_counter():
 
 
 def test_large_folders_decode_in_worker_processes_in_order(tmp_path):
-    from ganforge.data import files as F
+    from ganforge.data import folder as F
     rng = np.random.default_rng(0)
     for i in range(F.PARALLEL_FROM + 50):
         Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(tmp_path / f"{i:05d}.png")
