@@ -1,6 +1,6 @@
 """Training-step throughput: ganforge's loop against a plain PyTorch DCGAN loop, interleaved in one run.
 
-    python benchmarks/throughput.py [--rounds 3] [--steps 30] [--batches 64,256] [--compile]
+    python benchmarks/throughput.py [--rounds 9] [--steps 30] [--batches 64,256] [--compile]
 
 The reference is the textbook loop of Goodfellow et al. 2014 / Radford et
 al. 2016 written here with nothing but torch: the same 28x28 DCGAN (G:
@@ -136,7 +136,7 @@ def step_flops(ref: Reference) -> int:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=9)
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--batches", default="64,256")
     p.add_argument("--compile", action="store_true", help="also measure ganforge with compile=true")
@@ -170,15 +170,20 @@ def main() -> None:
             for pr in precisions:
                 r, g = statistics.median(speed[(pr, "reference")]), statistics.median(speed[(pr, "ganforge")])
                 w = statistics.median(speed[(pr, "ganforge-wall")])
+                # the ratio of each round's two neighbouring measurements, then the median: a shared machine's
+                # slow spells hit both sides of a round alike, so this is steadier than a ratio of medians
+                paired = [a / b for a, b in zip(speed[(pr, "ganforge")], speed[(pr, "reference")])]
+                paired_wall = [a / b for a, b in zip(speed[(pr, "ganforge-wall")], speed[(pr, "reference")])]
                 mfu = g / batch * flops / peaks[pr]
                 row = {"batch": batch, "precision": pr, "default": pr == auto, "reference_img_s": r, "ganforge_img_s": g,
-                       "ganforge_over_reference": g / r,
-                       "ganforge_wall_img_s": w, "ganforge_wall_over_reference": w / r, "ganforge_over_fp32_reference": g / base,
-                       "step_gflop": flops / 1e9, "ganforge_mfu": mfu}
+                       "ganforge_over_reference": statistics.median(paired), "round_ratios": paired,
+                       "ganforge_wall_img_s": w, "ganforge_wall_over_reference": statistics.median(paired_wall),
+                       "ganforge_over_fp32_reference": g / base, "step_gflop": flops / 1e9, "ganforge_mfu": mfu}
                 results["rows"].append(row)
                 print(f"batch {batch:4d} {pr:5s}{' (default)' if pr == auto else '          '} reference {r:7.1f} img/s  "
-                      f"ganforge {g:7.1f} img/s  ratio {g / r:.3f} (whole rounds {w / r:.3f})  vs fp32 reference {g / base:.2f}x  "
-                      f"MFU {100 * mfu:.1f}% of the {pr} matmul peak")
+                      f"ganforge {g:7.1f} img/s  ratio {row['ganforge_over_reference']:.3f} (rounds {min(paired):.3f}-"
+                      f"{max(paired):.3f}; whole rounds {row['ganforge_wall_over_reference']:.3f})  "
+                      f"vs fp32 reference {g / base:.2f}x  MFU {100 * mfu:.1f}% of the {pr} matmul peak")
                 if pr in compiled:
                     c = statistics.median(speed[(pr, "compiled")])
                     row.update(compiled_img_s=c, compiled_over_eager=c / g, compiled_over_reference=c / r)
