@@ -11,7 +11,12 @@ ganforge's default. ganforge runs its real training loop
 (``Trainer.run``) on the same architecture and batch with the same work:
 non-saturating loss, no penalty, no EMA, no evaluation, logs every 1,000
 steps. Each precision (fp32, ganforge's default ``auto``, and bf16) is
-measured for both in alternating rounds, and the median round is reported.
+measured for both in alternating rounds. The speeds are the median rounds;
+the ratio is the median of each round's ganforge/reference ratio (the two
+are measured back to back, so a slow spell of a shared machine hits both).
+A second, identical reference loop runs in the same rounds (after
+ganforge): its ratio to the first is the A/A control, the size of a
+difference this machine makes between two equal loops.
 Model FLOP utilisation divides the step's FLOPs (counted by
 torch.utils.flop_counter on one step) by a matmul peak measured in the same
 run (2048x2048, fp32 and bf16). With ``--compile``, ganforge with
@@ -154,16 +159,20 @@ def main() -> None:
         for batch in (int(b) for b in a.batches.split(",")):
             flops = step_flops(Reference(x, batch, "fp32"))
             pairs = {pr: (Reference(x, batch, pr), Ours(Path(tmp), batch, pr)) for pr in precisions}
+            twins = {pr: Reference(x, batch, pr) for pr in precisions}     # the A/A control: the noise floor
             compiled = {pr: Ours(Path(tmp), batch, pr, compiled=True) for pr in precisions} if a.compile else {}
             for ref, _ in pairs.values():
                 ref.run(3)
-            speed = {(pr, who): [] for pr in precisions for who in ("reference", "ganforge", "ganforge-wall", "compiled")}
+            for twin in twins.values():
+                twin.run(3)
+            speed = {(pr, who): [] for pr in precisions for who in ("reference", "ganforge", "ganforge-wall", "compiled", "twin")}
             for _ in range(a.rounds):
                 for pr, (ref, ours) in pairs.items():
                     speed[(pr, "reference")].append(ref.run(a.steps))
                     step, wall = ours.run(a.steps)
                     speed[(pr, "ganforge")].append(step)
                     speed[(pr, "ganforge-wall")].append(wall)
+                    speed[(pr, "twin")].append(twins[pr].run(a.steps))
                     if pr in compiled:
                         speed[(pr, "compiled")].append(compiled[pr].run(a.steps)[0])
             base = statistics.median(speed[("fp32", "reference")])
@@ -174,16 +183,19 @@ def main() -> None:
                 # slow spells hit both sides of a round alike, so this is steadier than a ratio of medians
                 paired = [a / b for a, b in zip(speed[(pr, "ganforge")], speed[(pr, "reference")])]
                 paired_wall = [a / b for a, b in zip(speed[(pr, "ganforge-wall")], speed[(pr, "reference")])]
+                twin = [a / b for a, b in zip(speed[(pr, "twin")], speed[(pr, "reference")])]
                 mfu = g / batch * flops / peaks[pr]
                 row = {"batch": batch, "precision": pr, "default": pr == auto, "reference_img_s": r, "ganforge_img_s": g,
                        "ganforge_over_reference": statistics.median(paired), "round_ratios": paired,
+                       "twin_over_reference": statistics.median(twin), "twin_round_ratios": twin,
                        "ganforge_wall_img_s": w, "ganforge_wall_over_reference": statistics.median(paired_wall),
                        "ganforge_over_fp32_reference": g / base, "step_gflop": flops / 1e9, "ganforge_mfu": mfu}
                 results["rows"].append(row)
                 print(f"batch {batch:4d} {pr:5s}{' (default)' if pr == auto else '          '} reference {r:7.1f} img/s  "
                       f"ganforge {g:7.1f} img/s  ratio {row['ganforge_over_reference']:.3f} (rounds {min(paired):.3f}-"
                       f"{max(paired):.3f}; whole rounds {row['ganforge_wall_over_reference']:.3f})  "
-                      f"vs fp32 reference {g / base:.2f}x  MFU {100 * mfu:.1f}% of the {pr} matmul peak")
+                      f"vs fp32 reference {g / base:.2f}x  MFU {100 * mfu:.1f}% of the {pr} matmul peak  "
+                      f"[A/A control: a second reference {row['twin_over_reference']:.3f}]")
                 if pr in compiled:
                     c = statistics.median(speed[(pr, "compiled")])
                     row.update(compiled_img_s=c, compiled_over_eager=c / g, compiled_over_reference=c / r)
