@@ -65,18 +65,13 @@ class _Points(Extractor):
         return x.float(), None
 
 
-def parse_metrics(spec: str, kind: str, digits: Optional[str]) -> tuple:
-    """'auto' or a comma list -> the metrics that apply to this kind of data (metrics.registry.parse)."""
-    return registry.parse(spec, kind, digits)
-
-
 class Evaluator:
     """Holds the extractor and the real side's features; call it with generated samples."""
 
     def __init__(self, real: RealSet, settings: Settings):
         self.real, self.s = real, settings
         self.kind = "image" if real.x.dim() == 4 else "vector"
-        self.metrics = parse_metrics(",".join(settings.metrics) if settings.metrics else "auto", self.kind, real.digits)
+        self.metrics = registry.parse(",".join(settings.metrics) if settings.metrics else "auto", self.kind, real.digits)
         if self.kind == "vector":
             self.extractor: Extractor = _Points()
         else:

@@ -21,7 +21,7 @@ during training (cheap: toys' mode counts, 28x28 digits' FID) and what
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from ..errors import UserError
@@ -70,7 +70,6 @@ class Metric:
     in_auto: frozenset = frozenset()
     provenance: bool = True
     selectable: bool = True
-    extra: dict = field(default_factory=dict)
 
     def flat(self, entry: dict) -> dict:
         """The numbers of one eval.json entry as metrics.jsonl keys."""
