@@ -28,12 +28,13 @@ import torch
 from ..config import Config
 from ..data import load_dataset
 from ..errors import DISK_ERRORS, UserError
-from ..runs import checkpoint, folder
+from ..runs import atomic, checkpoint, folder
 from ..runs.metrics_log import MetricsLog
 from ..version import __version__
 from ..viz.grid import grid, png_bytes
 from . import build
 from .ema import EMA
+from .evaluation import Evaluation
 from .guard import Guard
 from .precision import Precision
 from .progress import Progress
@@ -76,7 +77,6 @@ class Trainer:
                                                                        self.device)
 
     def make_evaluation(self):
-        from .evaluation import Evaluation
         return Evaluation(self.cfg, self.data, self.device, self.dist)
 
     def warn(self, message: str) -> None:
@@ -201,7 +201,6 @@ class Trainer:
         scores = self.evaluation.measure(self)
         if self.dist.main and self.evaluation.improved(scores, self.step):
             checkpoint.save_as(self.run_dir / "checkpoints" / "best.pt", self.state_dict())
-            from ..runs import atomic
             atomic.write_json(self.run_dir / "best.json", self.evaluation.best)
         return scores
 

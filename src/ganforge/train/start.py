@@ -8,7 +8,6 @@ notebook's one call (``ganforge.train``).
 """
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Optional, Union
 
@@ -37,9 +36,8 @@ def plan_run(preset: Optional[str], overrides: tuple, out: Path, resume: Optiona
             if (target / "config.yaml").is_file():
                 resume = target
         if resume is None:
-            cfg = finish_config(cfg)
+            cfg = finish_config(cfg)                 # a copy: config.complete copies
             run_dir = folder.new_run_dir(out, cfg.name, cfg.data.name, cfg.model.name)
-            cfg = copy.deepcopy(cfg)
             cfg.name = run_dir.name
             return cfg, run_dir, False
     run_dir = Path(resume)
