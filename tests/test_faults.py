@@ -285,7 +285,8 @@ def test_a_failed_write_of_run_json_or_config_keeps_the_old_file_and_stale_tempo
         monkeypatch.setattr(atomic, "write_through", full)
         capsys.readouterr()
         assert main(["train", "--resume", str(run), "steps=12", "log.progress=off"]) == 2
-        assert "No space left on device" in _one_error_line(capsys.readouterr().err), name
+        err = _one_error_line(capsys.readouterr().err)
+        assert "No space left on device" in err and str(run / name) in err, (name, err)     # names the file
         assert (run / name).read_bytes() == before, name            # the old file, whole
         monkeypatch.setattr(atomic, "write_through", real)
     assert main(["train", "--resume", str(run), "steps=12", "log.progress=off"]) == 0

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Optional, Union
 
 import yaml
 
-from .errors import UserError
+from .errors import UserError, shown
 
 _NONE_WORDS = {"null", "none", "~", ""}
 _TRUE_WORDS = {"true", "yes", "on", "1"}
@@ -94,7 +94,7 @@ def coerce(key: str, value: Any, tp, meta) -> Any:
     base, nullable = _unwrap_optional(tp)
 
     def bad(extra: str = "") -> UserError:
-        return UserError(f"{key} must be {describe(tp, meta)}, got {value!r}{extra}")
+        return UserError(f"{key} must be {describe(tp, meta)}, got {shown(value)}{extra}")
 
     if value is None or (isinstance(value, str) and value.strip().lower() in _NONE_WORDS and base is not str):
         if nullable:
@@ -139,7 +139,13 @@ def coerce(key: str, value: Any, tp, meta) -> Any:
         if not math.isfinite(out):
             raise bad()
     elif base is str:
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        if isinstance(value, bool):     # YAML 1.1 reads off/on/no/yes as booleans: the word, where it is a choice
+            words = [w for w in (("on", "yes", "true") if value else ("off", "no", "false"))
+                     if w in (choice_list(meta) or ())]
+            if not words:
+                raise bad()
+            value = words[0]
+        if not isinstance(value, (str, int, float)):
             raise bad()
         out = str(value)
     else:  # pragma: no cover - schema author error
@@ -197,20 +203,41 @@ def dotted_keys(cls, prefix: str = "") -> list[str]:
     return out
 
 
-def read_yaml(path: Path) -> dict:
+class _NoAliases(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases: a 300-byte file of nested ``*name`` references (the "billion
+    laughs") would otherwise stand for billions of values, hanging whatever walks or prints them."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, f"an alias (*{event.anchor}): configs do not accept "
+                                              "YAML aliases; write the value out", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def load_yaml_text(text: str, source: str) -> object:
+    """The value of a YAML text (a config) without aliases; a UserError names ``source`` and the line."""
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.load(text, Loader=_NoAliases)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
         problem = f" ({e.problem})" if getattr(e, "problem", None) else ""
-        raise UserError(f"{path} is not valid YAML{at}{problem}; a config file maps keys to values, one "
+        raise UserError(f"{source} is not valid YAML{at}{problem}; a config file maps keys to values, one "
                         "'key: value' a line (ganforge config --keys lists the keys)") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+    except RecursionError:
+        raise UserError(f"{source} nests its values too deeply to be a config") from None
     except Exception as e:     # PyYAML's constructors fail plainly on some values (2001-13-45, !!bool maybe, !!int '')
         why = str(e).splitlines()[0][:100] if str(e) else type(e).__name__
-        raise UserError(f"{path} is not valid YAML: a value it cannot read ({why})") from None
+        raise UserError(f"{source} is not valid YAML: a value it cannot read ({why})") from None
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+    data = load_yaml_text(text, str(path))
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -16,7 +16,7 @@ import importlib
 import sys
 from types import ModuleType
 
-from ..errors import DISK_ERRORS, UserError
+from ..errors import DISK_ERRORS, UserError, one_line
 
 COMMANDS: dict[str, str | ModuleType] = {name: f"{__name__}.{name}" for name in (
     "train", "sample", "eval", "data", "lab", "truncation", "stylemix", "interpolate", "translate", "report",
@@ -32,7 +32,7 @@ def register_command(name: str, module: ModuleType) -> None:
 
 class Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2 (argparse prints usage too)
-        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        sys.stderr.write(f"ganforge: error: {one_line(message)} (see {self.prog} --help)\n")
         raise SystemExit(2)
 
 
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     try:
         return args.fn(args)
     except UserError as e:
-        print(f"ganforge: error: {e}", file=sys.stderr)
+        print(f"ganforge: error: {one_line(e)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("ganforge: interrupted", file=sys.stderr)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..runs import atomic
+from .common import count
 
 
 def add_parser(sub):
@@ -14,7 +15,7 @@ def add_parser(sub):
     d.add_argument("name", nargs="?")
     d.add_argument("options", nargs="*", metavar="key=value", help="data options, e.g. resolution=32")
     d.add_argument("--out", default="data.png")
-    d.add_argument("-n", type=int, default=100)
+    d.add_argument("-n", type=count(1, 10000), default=100)
     d.add_argument("--by-class", action=argparse.BooleanOptionalAction, default=True,
                    help="equal numbers of each class (default on)")
     d.add_argument("--force", action="store_true")

@@ -16,6 +16,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..metrics import features, registry
 from ..runs import atomic
+from .common import SEED, count
 
 
 def add_parser(sub):
@@ -26,9 +27,9 @@ def add_parser(sub):
     e.add_argument("--fake", metavar="PATH", help="generated samples: a folder of images or an .npz (array x)")
     e.add_argument("--metrics", default="auto",
                    help=f"comma list of {','.join(registry.selectable())} (default auto: all that apply; toys: modes)")
-    e.add_argument("-n", "--n", type=int, default=None,
+    e.add_argument("-n", "--n", type=count(), default=None,
                    help="generated samples (default 10000 images, 2500 toy points; --fake: all of it)")
-    e.add_argument("--n-real", type=int, default=None, help="real samples used (default: all)")
+    e.add_argument("--n-real", type=count(), default=None, help="real samples used (default: all)")
     e.add_argument("--real-split", choices=("train", "holdout", "all"), default=None,
                    help="a run's real data: the part it trained on (default), its held-out part, or all")
     e.add_argument("--features", choices=features.names(), default=None,
@@ -36,11 +37,11 @@ def add_parser(sub):
     e.add_argument("--inception-weights", metavar="PATH", help="pt_inception-2015-12-05-6726825d.pth for --features inception")
     e.add_argument("--protocol", choices=("legacy-tf", "clean"), default="legacy-tf",
                    help="how --features inception resizes to 299 (default legacy-tf, as the reference FID code)")
-    e.add_argument("--resolution", type=int, default=None, help="--real/--fake folders: image side (default: the first image's)")
-    e.add_argument("--kid-subsets", type=int, default=100)
-    e.add_argument("--kid-size", type=int, default=1000)
-    e.add_argument("--batch", type=int, default=64, help="images per extractor batch")
-    e.add_argument("--seed", type=int, default=0, help="seed of the generated samples and of KID's subsets")
+    e.add_argument("--resolution", type=count(), default=None, help="--real/--fake folders: image side (default: the first image's)")
+    e.add_argument("--kid-subsets", type=count(), default=100)
+    e.add_argument("--kid-size", type=count(2), default=1000)
+    e.add_argument("--batch", type=count(), default=64, help="images per extractor batch")
+    e.add_argument("--seed", type=SEED, default=0, help="seed of the generated samples and of KID's subsets")
     e.add_argument("--no-ema", action="store_true", help="evaluate the trained generator, not its moving average")
     e.add_argument("--checkpoint", choices=("latest", "best"), default="latest",
                    help="the run's newest checkpoint, or the best one kept by eval.best")

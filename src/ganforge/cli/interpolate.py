@@ -14,18 +14,19 @@ from pathlib import Path
 from ..errors import UserError
 from ..runs import atomic
 from .stylemix import codes, stylegan_generator
+from .common import SEED, count, positive
 
 
 def add_parser(sub):
     v = sub.add_parser("interpolate", help="a looping video of walks through z (any family) or w (stylegan)")
     v.add_argument("run")
     v.add_argument("--space", choices=("z", "w"), default="z")
-    v.add_argument("--keys", type=int, default=4, help="key codes per walk (default 4)")
-    v.add_argument("--frames", type=int, default=24, help="frames between two keys (default 24)")
-    v.add_argument("--walks", type=int, default=9, help="walks side by side in each frame (default 9)")
-    v.add_argument("--fps", type=float, default=24)
+    v.add_argument("--keys", type=count(2), default=4, help="key codes per walk (default 4)")
+    v.add_argument("--frames", type=count(), default=24, help="frames between two keys (default 24)")
+    v.add_argument("--walks", type=count(), default=9, help="walks side by side in each frame (default 9)")
+    v.add_argument("--fps", type=positive, default=24)
     v.add_argument("--truncation", type=float, default=None, help="stylegan: psi applied to the key w's")
-    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--seed", type=SEED, default=0)
     v.add_argument("--out", required=True, help="a .mp4 or .gif file")
     v.add_argument("--force", action="store_true", help="replace --out if it exists")
     return v

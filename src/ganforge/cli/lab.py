@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..runs import atomic
+from .common import SEED
 
 
 def add_parser(sub):
@@ -23,7 +24,7 @@ def add_parser(sub):
     lab.add_argument("--out", default="runs/lab", help="parent folder of the experiments' folders (default runs/lab)")
     lab.add_argument("--size", choices=("default", "quick"), default="default",
                      help="default: the documented size (at most 2 minutes each on 2 cores); quick: a smoke test")
-    lab.add_argument("--seed", type=int, default=0)
+    lab.add_argument("--seed", type=SEED, default=0)
     lab.add_argument("--force", action="store_true", help="replace an existing result folder once the new run finishes")
     lab.add_argument("--docs", default=None, metavar="DIR",
                      help="also write the Markdown page(s) into DIR (ganforge lab all: default docs/lab)")
@@ -83,8 +84,14 @@ def run(a) -> int:
         atomic.check_out(out / name, a.force, folder=True)
     if a.what == "all" and a.docs is None:
         a.docs = "docs/lab"
-    if a.docs:
-        Path(a.docs).mkdir(parents=True, exist_ok=True)
+    if a.docs:                          # the pages too: the one --out rule, before any experiment runs
+        docs = atomic.check_out(Path(a.docs), True, flag="--docs", folder=True)
+        for name in chosen:
+            atomic.check_out(docs / f"{name}.md", a.force, flag="--docs")
+            atomic.check_out(docs / "figures" / name, a.force, flag="--docs", folder=True)
+        if a.what == "all":
+            atomic.check_out(docs / "README.md", a.force, flag="--docs")
+        docs.mkdir(parents=True, exist_ok=True)
     results = [_run_one(name, out, a) for name in chosen]
     if a.what == "all":
         from ..lab.docs import write_index

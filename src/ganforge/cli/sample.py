@@ -10,17 +10,19 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..runs import atomic
+from .. import memory
+from .common import SEED, add_insist, apply_insist, count
 
 
 def add_parser(sub):
     s = sub.add_parser("sample", help="draw samples from a run's generator")
     s.add_argument("run")
-    s.add_argument("-n", type=int, default=64)
+    s.add_argument("-n", type=count(), default=64)
     s.add_argument("--out", required=True, help="a .png grid or an .npz file (array x)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=SEED, default=0)
     s.add_argument("--no-ema", action="store_true", help="use the trained generator, not its moving average")
     s.add_argument("--truncation", type=float, default=None, help="truncation: biggan draws z within [-T, T]; stylegan pulls w towards its mean by psi")
-    s.add_argument("--nrow", type=int, default=None, help="images per row of the grid")
+    s.add_argument("--nrow", type=count(), default=None, help="images per row of the grid")
     s.add_argument("--class", dest="label", default=None, metavar="K",
                    help="conditional runs: samples of class K (an index or a class name)")
     s.add_argument("--per-class", action="store_true", help="conditional runs: a grid with one row per class "
@@ -28,6 +30,7 @@ def add_parser(sub):
     s.add_argument("--interpolate", metavar="A,B", default=None, help="conditional runs: rows of fixed z whose "
                    "class moves from A to B in --nrow steps (default 8); -n // nrow rows")
     s.add_argument("--force", action="store_true", help="replace --out if it exists")
+    add_insist(s)
     return s
 
 
@@ -36,11 +39,13 @@ def run(a) -> int:
     from ..viz.grid import grid, save_png
     from ..viz.scatter import toy_png
     out = atomic.check_out(Path(a.out), a.force, {".png": "a grid", ".npz": "array x"})
-    if a.n < 1:
-        raise UserError(f"-n must be at least 1, got {a.n}")
     if sum(v is not None and v is not False for v in (a.label, a.per_class, a.interpolate)) > 1:
         raise UserError("choose one of --class, --per-class and --interpolate")
+    apply_insist(a)
     run = load_run(a.run)
+    shape = run.info.get("shape") or []
+    memory.check(memory.tensor_bytes(4 * a.n, shape), f"-n {a.n} samples of "
+                 f"{'x'.join(map(str, shape))}", "ask for fewer (-n)")
     x, n, nrow = _conditional_samples(run, a) if (a.label is not None or a.per_class or a.interpolate) else \
         (run.sample(a.n, seed=a.seed, ema=not a.no_ema, truncation=a.truncation), a.n, a.nrow)
     a.n, a.nrow = n, nrow

@@ -8,14 +8,15 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
+from .common import count
 
 
 def add_parser(sub):
     s = sub.add_parser("serve", help="a local web app: the 2-D GAN playground and live views of run folders")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only)")
-    s.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    s.add_argument("--port", type=count(0, 65535), default=8765, help="port (default 8765; 0 picks a free one)")
     s.add_argument("--runs", default="runs", help="the folder whose run folders are listed (default: runs)")
-    s.add_argument("--threads", type=int, default=1, help="torch threads for the playground (default 1)")
+    s.add_argument("--threads", type=count(1, 1024), default=1, help="torch threads for the playground (default 1)")
     return s
 
 

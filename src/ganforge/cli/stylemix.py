@@ -12,16 +12,17 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..runs import atomic
+from .common import SEED, count
 
 
 def add_parser(sub):
     m = sub.add_parser("stylemix", help="style-mixing grid of a stylegan run: rows take a layer range from B")
     m.add_argument("run")
-    m.add_argument("--rows", type=int, default=4, help="row sources B (default 4)")
-    m.add_argument("--cols", type=int, default=5, help="column sources A (default 5)")
+    m.add_argument("--rows", type=count(), default=4, help="row sources B (default 4)")
+    m.add_argument("--cols", type=count(), default=5, help="column sources A (default 5)")
     m.add_argument("--layers", default="coarse", help="coarse, middle, fine (thirds of the w inputs) or I:J")
     m.add_argument("--truncation", type=float, default=None, help="psi for every source")
-    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--seed", type=SEED, default=0)
     m.add_argument("--out", required=True, help="a .png file")
     m.add_argument("--force", action="store_true", help="replace --out if it exists")
     return m

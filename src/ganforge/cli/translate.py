@@ -17,6 +17,7 @@ import torch
 
 from ..errors import UserError
 from ..runs import atomic
+from .common import count
 
 
 def add_parser(sub):
@@ -25,7 +26,7 @@ def add_parser(sub):
     t.add_argument("--input", required=True, help="an image file or a folder of images")
     t.add_argument("--out", required=True, help="a .png file (one input) or a folder (a folder of inputs)")
     t.add_argument("--direction", choices=("ab", "ba"), default="ab", help="cyclegan: ba maps domain B to A")
-    t.add_argument("--batch", type=int, default=64)
+    t.add_argument("--batch", type=count(), default=64)
     t.add_argument("--force", action="store_true", help="replace outputs that exist")
     return t
 
@@ -56,10 +57,8 @@ def _targets(files: list[Path], root: Path, out: Path, single: bool, force: bool
 
 
 def run(a) -> int:
-    from PIL import Image
-
     from ..api import load_run
-    from ..data.folder import image_to_array, skipped_line
+    from ..data.folder import image_to_array, open_image, skipped_line
     from ..viz.grid import png_bytes, to_uint8
     if a.batch < 1:
         raise UserError(f"--batch must be at least 1, got {a.batch}")
@@ -80,7 +79,7 @@ def run(a) -> int:
         arrays, keep = [], []
         for f, t in zip(chunk, outs):
             try:
-                with Image.open(f) as im:
+                with open_image(f) as im:
                     im.load()
                     arrays.append(image_to_array(im, channels, side))
                 keep.append(t)

@@ -16,6 +16,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..metrics import features
 from ..runs import atomic
+from .common import SEED, count
 
 
 def add_parser(sub):
@@ -24,13 +25,13 @@ def add_parser(sub):
     t.add_argument("run")
     t.add_argument("--values", default="0.25,0.5,0.75,1.0,1.5,2.0",
                    help="comma list of truncation values (biggan: the |z| threshold; stylegan: psi)")
-    t.add_argument("-n", type=int, default=2000, help="samples per value (default 2000)")
+    t.add_argument("-n", type=count(), default=2000, help="samples per value (default 2000)")
     t.add_argument("--features", choices=features.names(), default=None,
                    help="feature extractor (default: mnist for 28x28 digits, else efficientnet-lite0)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=SEED, default=0)
     t.add_argument("--out", default=None, help="JSON file of the rows (default: RUN/truncation.json)")
     t.add_argument("--grid", default=None, help="PNG of one sample row per value (default: RUN/truncation.png)")
-    t.add_argument("--cols", type=int, default=8, help="samples per row of the grid")
+    t.add_argument("--cols", type=count(), default=8, help="samples per row of the grid")
     t.add_argument("--force", action="store_true", help="replace --out and --grid if they exist")
     return t
 

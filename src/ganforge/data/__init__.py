@@ -19,6 +19,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from .. import memory
 from ..errors import UserError
 from . import files, folder
 from .embedded import EMBEDDED
@@ -156,6 +157,10 @@ def load_dataset(cfg) -> Dataset:
 
 
 def _shape(x: Tensor, channels, resolution) -> Tensor:
+    side = resolution or x.shape[-1]
+    memory.check(memory.tensor_bytes(2 * len(x), (channels or x.shape[1], side, side)),
+                 f"data.resolution={side} ({len(x)} images of {channels or x.shape[1]}x{side}x{side}, as floats)",
+                 "lower data.resolution")
     return resize(from_unit(to_channels(x, channels)), resolution).contiguous()
 
 

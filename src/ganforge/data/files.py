@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import memory
 from ..errors import UserError
 from .folder import need_dir
 from .transform import array_to_unit
@@ -45,15 +46,41 @@ def _npz_array(z, key: str, p: Path) -> np.ndarray:
                         f"numbers (e.g. {key}.astype(np.float32))") from None
 
 
+def _declared_bytes(z, key: str, p: Path) -> None:
+    """Check the size an npz member's .npy header declares before numpy allocates it: a few hundred KB of
+    compressed zeros can declare gigabytes, and a header can claim more than the member holds."""
+    info = z.zip.getinfo(f"{key}.npy")
+    with z.zip.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(f)
+    n = math.prod(shape) * dtype.itemsize
+    if n > info.file_size:
+        raise UserError(f"{p}: '{key}' declares shape {shape} of {dtype} ({memory.human(n)}) but the archive holds "
+                        f"{memory.human(info.file_size)}: the file is damaged")
+    memory.check(3 * n, f"{p}: '{key}' of shape {shape} ({dtype}, as float32 too)", "use a smaller file")
+
+
+def need_file(p: Path, what: str, folder_hint: str = "") -> None:
+    """One line for a path that is not a regular file: missing, a folder, or a device, FIFO or socket
+    (/dev/zero would be read forever, a FIFO waits for a writer)."""
+    if p.is_file():
+        return
+    if p.is_dir():
+        raise UserError(f"{what} {p} is a folder{folder_hint}")
+    if p.exists():
+        raise UserError(f"{what} {p} is not a regular file (a device, FIFO or socket); give a file of data")
+    raise UserError(f"{what} {p} does not exist")
+
+
 def load_npz(path: str):
     p = Path(path).expanduser()
-    if not p.is_file():
-        raise UserError(f"npz file {p} " + ("is a folder; give the .npz file itself (or data=folder:PATH for "
-                                            "images)" if p.is_dir() else "does not exist"))
+    need_file(p, "npz file", "; give the .npz file itself (or data=folder:PATH for images)")
     try:
         with np.load(p, allow_pickle=False) as z:
             if "x" not in z.files:
                 raise UserError(f"{p} has no array 'x' (found: {', '.join(z.files) or 'none'})")
+            _declared_bytes(z, "x", p)
             x = _npz_array(z, "x", p)
             y = _npz_array(z, "y", p) if "y" in z.files else None
     except UserError:
@@ -105,28 +132,37 @@ _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """One IDX file (gzipped or not) as an array."""
+    """One IDX file (gzipped or not) as an array; the header's size is checked before the body is read, so a
+    small gzip that would inflate to gigabytes is refused first."""
+    need_file(path, "IDX file")
     try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
+        with open(path, "rb") as f:
+            gz = f.read(2) == b"\x1f\x8b"
+        with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
+            raw = f.read(4)
+            if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES or raw[3] == 0:
+                what = "bad magic number " + raw[:4].hex(" ") if raw else "the file is empty"
+                raise UserError(f"{path} is not an IDX file ({what}; MNIST's files start 00 00 08 03 for images, "
+                                "00 00 08 01 for labels)")
+            ndim = raw[3]
+            raw += f.read(4 * ndim)
+            if len(raw) < 4 + 4 * ndim:
+                raise UserError(f"{path}: IDX header is truncated")
+            dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
+            dtype = np.dtype(_IDX_TYPES[raw[2]])
+            if 0 in dims:
+                raise UserError(f"{path}: IDX header says shape {dims}, which holds no values")
+            need = math.prod(dims) * dtype.itemsize            # Python ints: a bogus header cannot overflow
+            held = None if gz else path.stat().st_size - len(raw)
+            if held is not None and held != need:
+                raise UserError(f"{path}: IDX header says {dims} ({need} bytes) but the file holds {held} bytes")
+            memory.check(5 * need, f"{path}: IDX images of shape {dims} (as float32 too)", "use a smaller file")
+            body = f.read(need + 1)
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise UserError(f"cannot read IDX file {path}: {e}") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES or raw[3] == 0:
-        what = "bad magic number " + raw[:4].hex(" ") if raw else "the file is empty"
-        raise UserError(f"{path} is not an IDX file ({what}; MNIST's files start 00 00 08 03 for images, "
-                        "00 00 08 01 for labels)")
-    ndim = raw[3]
-    if len(raw) < 4 + 4 * ndim:
-        raise UserError(f"{path}: IDX header is truncated")
-    dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
-    dtype = np.dtype(_IDX_TYPES[raw[2]])
-    if 0 in dims:
-        raise UserError(f"{path}: IDX header says shape {dims}, which holds no values")
-    need = math.prod(dims) * dtype.itemsize            # Python ints: a bogus header cannot overflow
-    body = raw[4 + 4 * ndim:]
     if len(body) != need:
-        raise UserError(f"{path}: IDX header says {dims} ({need} bytes) but the file holds {len(body)} bytes")
+        raise UserError(f"{path}: IDX header says {dims} ({need} bytes) but the file holds "
+                        f"{'more' if len(body) > need else len(body)} bytes")
     return np.frombuffer(body, dtype=dtype).reshape(dims)
 
 
@@ -148,7 +184,7 @@ def load_idx(path: str):
     elif p.is_file():
         images = p
     else:
-        raise UserError(f"IDX path {p} does not exist")
+        need_file(p, "IDX path")
     x = read_idx(images)
     if x.ndim != 3:
         raise UserError(f"{images}: expected images of rank 3 (N, H, W), got rank {x.ndim}")

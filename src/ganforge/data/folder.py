@@ -11,13 +11,17 @@ one tensor that training then indexes without any decoding.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .. import memory
 from ..errors import UserError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
@@ -32,9 +36,18 @@ def need_dir(path: Path, what: str) -> None:
 
 # ------------------------------------------------------------------ folder
 
+def _regular(path: Path) -> bool:
+    """A regular file (through links): a FIFO, a socket or a device named x.png would hang or never end."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:                       # a dangling link
+        return False
+
+
 def list_images(root: Path) -> tuple[list[Path], int, int]:
     """(image files, how many other files, how many hidden files and folders) below ``root``; hidden
-    ones (.name) are left out, with what they hold."""
+    ones (.name) are left out, with what they hold; special files (FIFOs, sockets, devices) and dangling links
+    count among the others, never opened."""
     files, skipped, hidden, seen = [], 0, 0, set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         real = os.path.realpath(dirpath)
@@ -47,7 +60,7 @@ def list_images(root: Path) -> tuple[list[Path], int, int]:
         for name in sorted(filenames):
             if name.startswith("."):
                 continue
-            if Path(name).suffix.lower() in IMAGE_SUFFIXES:
+            if Path(name).suffix.lower() in IMAGE_SUFFIXES and _regular(Path(dirpath) / name):
                 files.append(Path(dirpath) / name)
             else:
                 skipped += 1
@@ -55,10 +68,22 @@ def list_images(root: Path) -> tuple[list[Path], int, int]:
 
 
 def _decode(path: Path, channels: int, side: int) -> np.ndarray:
-    from PIL import Image
-    with Image.open(path) as im:
+    """An image file as uint8 (channels, side, side); one of more pixels than PIL deems safe (89 million,
+    Image.MAX_IMAGE_PIXELS: a decompression bomb, or a photo too large to train on) fails, so it is skipped."""
+    with open_image(path) as im:
         im.load()
         return image_to_array(im, channels, side)
+
+
+@contextlib.contextmanager
+def open_image(path: Path):
+    """PIL's Image.open, where an image of more pixels than PIL deems safe (Image.MAX_IMAGE_PIXELS) raises
+    rather than printing PIL's warning: every caller skips a file that fails to open, with a count."""
+    from PIL import Image
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as im:
+            yield im
 
 
 def image_to_array(im, channels: int, side: int) -> np.ndarray:
@@ -108,10 +133,9 @@ GRAY_MODES = ("1", "L", "LA", "I", "F", "I;16", "I;16B", "I;16L", "I;16N")
 
 
 def folder_channels(files: list[Path]) -> int:
-    from PIL import Image
     for p in files[:64]:
         try:
-            with Image.open(p) as im:
+            with open_image(p) as im:
                 if im.mode not in GRAY_MODES:
                     return 3
         except Exception:
@@ -163,6 +187,8 @@ def load_folder(path: str, channels, resolution, labels: bool):
             raise UserError(f"data.labels=true needs every image inside a class sub-folder of {root}"
                             + (f"; {len(loose)} images lie directly in it" if loose else ""))
         classes = names
+    memory.check(memory.tensor_bytes(len(files), (channels, side, side), 5),      # uint8 decoded, then float32
+                 f"{len(files)} images of {channels}x{side}x{side}", "lower data.resolution")
     arrays, ys, bad = [], [], []
     for p, a in zip(files, decode_all(files, channels, side)):
         if a is None:                      # any decoder failure means an unusable file

@@ -26,16 +26,15 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .folder import IMAGE_KINDS, folder_channels, list_images, need_dir, image_to_array, skipped_line
+from .folder import IMAGE_KINDS, folder_channels, image_to_array, list_images, need_dir, open_image, skipped_line
 
 
 def _side_by_side(root: Path, files: list[Path], ca: Optional[int], cb: Optional[int], side: int):
-    from PIL import Image
     ca, cb = ca or folder_channels(files), cb or folder_channels(files)
     a_list, b_list, names, bad = [], [], [], []
     for p in files:
         try:
-            with Image.open(p) as im:
+            with open_image(p) as im:
                 im.load()
                 w, h = im.size
                 if w < 2:
@@ -49,7 +48,6 @@ def _side_by_side(root: Path, files: list[Path], ca: Optional[int], cb: Optional
 
 
 def _two_folders(root: Path, ca: Optional[int], cb: Optional[int], side: int, others: list):
-    from PIL import Image
     sides = {}
     for key in ("A", "B"):
         files, non_images, hidden = list_images(root / key)
@@ -72,7 +70,7 @@ def _two_folders(root: Path, ca: Optional[int], cb: Optional[int], side: int, ot
         try:
             arrays = []
             for key, c in (("A", ca), ("B", cb)):
-                with Image.open(sides[key][n]) as im:
+                with open_image(sides[key][n]) as im:
                     im.load()
                     arrays.append(image_to_array(im, c, side))
         except Exception:          # any decoder failure means an unusable pair

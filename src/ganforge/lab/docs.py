@@ -6,7 +6,6 @@ the command printed at its top.
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from ..runs import atomic
@@ -46,12 +45,11 @@ def command(result: dict) -> str:
 
 
 def write_page(result: dict, module, run_dir: Path, docs: Path) -> Path:
-    """docs/<name>.md with the figures copied to docs/figures/<name>/."""
+    """docs/<name>.md with the figures copied to docs/figures/<name>/ (files of the same names replaced, other
+    files there left alone: nothing ganforge did not write is deleted)."""
     name = result["name"]
     fig_dir = docs / "figures" / name
-    if fig_dir.exists():
-        shutil.rmtree(fig_dir)
-    fig_dir.mkdir(parents=True)
+    fig_dir.mkdir(parents=True, exist_ok=True)
     lines = [f"# {name}", "", f"> {result['claim']}", "", f"`{command(result)}` "
              f"({result['seconds']:.0f} s on {result['machine']['cores']} CPU cores, torch {result['machine']['torch']})",
              "", module.PAGE.strip(), "", f"**Result ({held_word(result['held'])}):** {result['headline']}", ""]

@@ -43,13 +43,11 @@ def from_data_config(cfg: DataConfig, split: Optional[str] = None) -> RealSet:
 
 
 def _folder_side(path: Path) -> int:
-    from PIL import Image
-
-    from ..data.folder import IMAGE_KINDS, list_images
+    from ..data.folder import IMAGE_KINDS, list_images, open_image
     files, _, _ = list_images(path)
     for p in files:                        # the first that opens; unreadable ones are counted when loading
         try:
-            with Image.open(p) as im:
+            with open_image(p) as im:
                 return min(im.size)
         except Exception:                  # any decoder failure means an unusable file
             continue

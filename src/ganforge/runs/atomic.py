@@ -106,6 +106,10 @@ def write_with(path: Path, fill: Callable) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:            # a full disk names no file (a write to a descriptor): name the target
+        if e.filename in (None, str(tmp)) and e.errno is not None:
+            raise type(e)(e.errno, e.strerror, str(path)) from None
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
