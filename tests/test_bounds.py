@@ -241,3 +241,48 @@ def test_lab_docs_follow_the_out_rule_and_never_delete_user_files(tmp_path, caps
     write_page(result, get("saturation"), run, docs)                       # what --force does once the run ends
     assert (docs / "figures" / "saturation" / "mine.txt").read_text() == "keep me"
     assert (docs / "figures" / "saturation" / "fig.png").read_bytes() == b"png"
+
+
+def test_ctrl_c_while_sample_force_replaces_a_file_keeps_the_old_one_whole(tmp_path):
+    import signal
+    import subprocess
+    import ganforge
+    from conftest import ganforge_cmd
+    run = ganforge.train("toy-ring", out=tmp_path / "runs", steps=2, progress="off", **{"eval.metrics": "none"})
+    out_dir = tmp_path / "grids"
+    out_dir.mkdir()
+    out = out_dir / "x.npz"
+    assert main(["sample", str(run.path), "-n", "100", "--out", str(out)]) == 0
+    before = out.read_bytes()
+    env = dict(os.environ, GANFORGE_FAULT_PAUSE="grids:1", GANFORGE_FAULT_PAUSE_S="60")     # stop halfway through
+    p = subprocess.Popen(ganforge_cmd("sample", run.path, "-n", "5000", "--seed", "1", "--out", out, "--force"),
+                         stderr=subprocess.PIPE, text=True, env=env)
+    assert "ganforge-fault-pause: grids x.npz" in p.stderr.readline()
+    p.send_signal(signal.SIGINT)
+    assert p.wait(30) == 130 and "interrupted" in p.stderr.read()
+    assert out.read_bytes() == before and list(out_dir.iterdir()) == [out]        # no torn file, no temporary
+
+
+def test_eval_checks_n_and_small_point_sets_before_working(tmp_path, free, capsys):
+    import ganforge
+    run = ganforge.train("toy-ring", out=tmp_path / "runs", steps=2, progress="off", **{"eval.metrics": "none"})
+    one_line(capsys, main(["eval", str(run.path), "-n", str(10**10)]), "-n 10000000000 samples", "ask for fewer")
+    few = tmp_path / "few.npz"
+    np.savez(few, x=np.random.default_rng(0).normal(size=(10, 2)).astype(np.float32))
+    code = main(["eval", "--real", "ring", "--fake", str(few), "--out", str(tmp_path / "e.json")])
+    err = capsys.readouterr().err                     # after the progress lines of the features: one error line
+    assert code == 2 and "Traceback" not in err and err.splitlines()[-1].startswith("ganforge: error: the divergences "
+                                                                                    "need more than 41 samples"), err
+
+
+def test_running_out_of_memory_anyway_is_one_line(tmp_path, free, monkeypatch, capsys):
+    import ganforge
+    from ganforge import api
+    run = ganforge.train("toy-ring", out=tmp_path / "runs", steps=2, progress="off", **{"eval.metrics": "none"})
+
+    def oom(*a, **k):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you tried "
+                           "to allocate 80000000000 bytes")
+    monkeypatch.setattr(api.Run, "sample", oom)
+    one_line(capsys, main(["sample", str(run.path), "-n", "10", "--out", str(tmp_path / "x.npz"), "--insist"]),
+             "out of memory", "ask for less")

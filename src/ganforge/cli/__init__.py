@@ -62,6 +62,12 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("ganforge: interrupted", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError) as e:   # past the estimate (--insist), or one that erred low
+        if not (isinstance(e, MemoryError) or "can't allocate memory" in str(e) or "out of memory" in str(e)):
+            raise
+        print("ganforge: error: out of memory: the machine could not hold what this command needs "
+              f"({one_line(str(e), 160) or type(e).__name__}); ask for less", file=sys.stderr)
+        return 2
     except OSError as e:
         if e.errno in DISK_ERRORS:
             print(f"ganforge: error: {e.strerror} writing {e.filename or 'a file'}; nothing earlier was overwritten",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..runs import atomic
-from .common import count
+from .common import add_insist, apply_insist, count
 
 
 def add_parser(sub):
@@ -19,10 +19,12 @@ def add_parser(sub):
     d.add_argument("--by-class", action=argparse.BooleanOptionalAction, default=True,
                    help="equal numbers of each class (default on)")
     d.add_argument("--force", action="store_true")
+    add_insist(d)
     return d
 
 
 def run(a) -> int:
+    apply_insist(a)
     from ..data import load_dataset, names
     if a.action == "list":
         for name, desc in names().items():

@@ -16,7 +16,8 @@ from pathlib import Path
 from ..errors import UserError
 from ..metrics import features, registry
 from ..runs import atomic
-from .common import SEED, count
+from .. import memory
+from .common import SEED, add_insist, apply_insist, count
 
 
 def add_parser(sub):
@@ -48,6 +49,7 @@ def add_parser(sub):
     e.add_argument("--device", default="auto")
     e.add_argument("--out", default=None, help="JSON file to add the result to (default: RUN/eval.json, or eval.json)")
     e.add_argument("--progress", choices=("auto", "bar", "lines", "off"), default="auto")
+    add_insist(e)
     return e
 
 
@@ -104,7 +106,15 @@ def _settings(a, device):
                     device=device, progress=a.progress)
 
 
+def _room(n: int, real, device) -> None:
+    """-n samples' codes and features (Inception's 2048 are the widest; points are their own), with room to spare."""
+    width = 2048 if real.x.dim() == 4 else real.x.shape[1]
+    memory.check(memory.tensor_bytes(3 * n, (width,)), f"-n {n} samples (their codes and features)",
+                 "ask for fewer (-n)", device)
+
+
 def run(a) -> int:
+    apply_insist(a)
     from ..device import pick_device
     from ..metrics.evaluate import Evaluator
     from ..metrics.sources import from_data_config, from_path
@@ -120,6 +130,7 @@ def run(a) -> int:
         run = load_run(a.run, device=str(device), which=a.checkpoint)
         real = from_path(a.real, a.resolution) if a.real else from_data_config(run.config.data, a.real_split)
         n = a.n or (10000 if real.x.dim() == 4 else 2500)
+        _room(n, real, device)
         fake = run.sampler(n, seed=a.seed, ema=not a.no_ema)
         rec.update({"run": str(run.path), "checkpoint": a.checkpoint, "step": run.step, "generator": "raw" if a.no_ema else "ema"})
         out = Path(a.out) if a.out else run.path / "eval.json"
@@ -135,6 +146,7 @@ def run(a) -> int:
         n = a.n or len(fk.x)
         if n > len(fk.x):
             raise UserError(f"-n {n} is more than the {len(fk.x)} samples in {a.fake}")
+        _room(n, real, device)
         fake = fk.x
         rec["fake"] = fk.name
         out = Path(a.out) if a.out else Path("eval.json")

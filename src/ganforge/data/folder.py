@@ -188,7 +188,7 @@ def load_folder(path: str, channels, resolution, labels: bool):
                             + (f"; {len(loose)} images lie directly in it" if loose else ""))
         classes = names
     memory.check(memory.tensor_bytes(len(files), (channels, side, side), 5),      # uint8 decoded, then float32
-                 f"{len(files)} images of {channels}x{side}x{side}", "lower data.resolution")
+                 f"{len(files)} images of {channels}x{side}x{side}", "lower the resolution")
     arrays, ys, bad = [], [], []
     for p, a in zip(files, decode_all(files, channels, side)):
         if a is None:                      # any decoder failure means an unusable file

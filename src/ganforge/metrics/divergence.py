@@ -31,6 +31,8 @@ import math
 import torch
 from torch import Tensor
 
+from ..errors import UserError
+
 
 def _log_unit_ball(d: int) -> float:
     return 0.5 * d * math.log(math.pi) - math.lgamma(0.5 * d + 1)
@@ -94,7 +96,8 @@ def divergences(x: Tensor, density, k: int = 5, k_jsd: int = 40, seed: int = 0) 
     x = x.detach().double().cpu()
     n = x.shape[0]
     if n <= max(k, k_jsd) + 1:
-        raise ValueError(f"need more than {max(k, k_jsd) + 1} samples for k={max(k, k_jsd)} nearest neighbours, got {n}")
+        raise UserError(f"the divergences need more than {max(k, k_jsd) + 1} samples (k={max(k, k_jsd)} nearest "
+                        f"neighbours), got {n}; give more samples")
     g = torch.Generator().manual_seed(seed)
     xd = density.sample(n, g).double()
     xd_floor = density.sample(n, g).double()
