@@ -1,44 +1,57 @@
 """The memory a run will need, estimated from its config before any network or batch is allocated.
 
 The nets are built on PyTorch's ``meta`` device (shapes without storage) and
-run forward once on a meta batch; hooks add up the bytes of every module's
-output, which is what autograd keeps for the backward pass. The estimate is
+run forward once on a meta batch, under a dispatch mode that adds up the bytes
+of every tensor each operator returns: what autograd may keep for the backward
+pass. The estimate is
 
     weights x (1 + gradient + 2 Adam moments) for G and D, + G's moving average
-    + activations of G and D for one batch, x 3 (kept for backward, their gradients, the D phase's copy)
-    + the fixed-z codes and samples of a dump (log.n_samples) and of an evaluation batch
+    + every tensor G's and D's forward makes for one batch, x 2 (kept for backward, and their gradients)
+    + the fixed-z codes and samples of a dump (log.n_samples), twice (the grid is made from a copy)
+    + 100 MB of working memory that any training process takes (measured: benchmarks/memory_estimate.py)
 
-and is compared with the memory free on the run's device (ganforge.memory.check) by ``train/start.py``
-before the folder is made. It errs high on purpose: a refusal is one line and ``--insist`` passes it.
+and is compared with the memory free on the run's device (ganforge.memory.check) by the trainer before
+any net is built, so before the run folder is made. benchmarks/memory_estimate.py measures it against the
+peak memory of real runs: 0.9 to 2.3 times what they used on the presets (docs/reliability.md). A refusal is
+one line, and ``--insist`` passes it.
 """
 from __future__ import annotations
 
 import math
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from ..memory import check, tensor_bytes
 from ..nets import FAMILIES, build_nets
 
-ACTIVATION_FACTOR = 3
+ACTIVATION_FACTOR = 2
+OVERHEAD = 100e6
+
+
+class _Allocations(TorchDispatchMode):
+    """Adds up the bytes of every tensor an operator returns (views excluded: they share storage)."""
+
+    def __init__(self):
+        super().__init__()
+        self.bytes = 0.0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if not func.is_view:
+            for t in tree_flatten(out)[0]:
+                if isinstance(t, torch.Tensor):
+                    self.bytes += t.numel() * t.element_size()
+        return out
 
 
 def _outputs_bytes(module: torch.nn.Module, *inputs) -> float:
-    """Bytes of every leaf module's output for one forward on meta tensors."""
-    total = [0.0]
-
-    def hook(_m, _i, out):
-        for t in (out if isinstance(out, (tuple, list)) else (out,)):
-            if isinstance(t, torch.Tensor):
-                total[0] += t.numel() * t.element_size()
-    handles = [m.register_forward_hook(hook) for m in module.modules() if not list(m.children())]
-    try:
-        with torch.no_grad():
-            module(*inputs)
-    finally:
-        for h in handles:
-            h.remove()
-    return total[0]
+    """Bytes of every tensor made by one forward of ``module`` on meta tensors (functional ops included: a
+    modulated convolution's per-sample weights count)."""
+    with _Allocations() as count:
+        module(*inputs)
+    return count.bytes
 
 
 def _first_that_runs(module: torch.nn.Module, *calls) -> float:
@@ -81,7 +94,7 @@ def estimate(cfg, data) -> dict:
     n_dump = cfg.log.n_samples or (64 if data.kind == "image" else 1000)
     return {"weights and optimizer": 4 * (p_g + p_d) + (p_g if cfg.ema.enabled else 0.0),
             "activations": ACTIVATION_FACTOR * cfg.batch_size * per_sample,
-            "samples": n_dump * sample + min(cfg.eval.n, 256) * per_sample}
+            "samples": 2 * n_dump * sample, "working memory": OVERHEAD}
 
 
 def check_run(cfg, data, device) -> None:
@@ -93,7 +106,7 @@ def check_run(cfg, data, device) -> None:
     big = max(parts, key=parts.get)
     fixes = {"weights and optimizer": "make the networks smaller (model.*width*)",
              "activations": f"lower batch_size (now {cfg.batch_size})" + (" or data.resolution" if data.kind == "image" else ""),
-             "samples": "lower log.n_samples"}
+             "samples": "lower log.n_samples", "working memory": "free some memory"}
     need = sum(parts.values())
     if math.isfinite(need):
         check(need, f"this run (mostly {big})", fixes[big], device)
