@@ -286,3 +286,13 @@ def test_running_out_of_memory_anyway_is_one_line(tmp_path, free, monkeypatch, c
     monkeypatch.setattr(api.Run, "sample", oom)
     one_line(capsys, main(["sample", str(run.path), "-n", "10", "--out", str(tmp_path / "x.npz"), "--insist"]),
              "out of memory", "ask for less")
+
+
+def test_a_video_too_long_for_memory_is_refused_before_any_frame(tmp_path, free, capsys):
+    import ganforge
+    run = ganforge.train("mnist-dcgan", out=tmp_path / "runs", steps=1, progress="off",
+                         **{"eval.metrics": "none", "model.g_width": 8, "model.d_width": 8, "batch_size": 8})
+    out = tmp_path / "v.gif"
+    one_line(capsys, main(["interpolate", str(run.path), "--frames", "1000000", "--walks", "100", "--out", str(out)]),
+             "4000000 frames of 100 images of 1x28x28", "ask for fewer --keys, --frames or --walks")
+    assert not out.exists()

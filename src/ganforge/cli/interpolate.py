@@ -14,6 +14,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..runs import atomic
 from .stylemix import codes, stylegan_generator
+from .. import memory
 from .common import SEED, count, positive
 
 
@@ -56,6 +57,9 @@ def run(a) -> int:
     run = load_run(a.run)
     if len(run.info.get("shape", ())) != 3:
         raise UserError(f"{run.path} is not an image run; interpolation videos are for image runs")
+    shape = run.info["shape"]
+    memory.check(memory.tensor_bytes(2 * a.keys * a.frames * a.walks, shape), f"{a.keys * a.frames} frames of "
+                 f"{a.walks} images of {'x'.join(map(str, shape))}", "ask for fewer --keys, --frames or --walks")
     keys = codes(run, a.keys * a.walks, a.seed).view(a.keys, a.walks, -1)
     y = run.labels(a.walks)
     G = run.generator

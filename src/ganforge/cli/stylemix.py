@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..runs import atomic
+from .. import memory
 from .common import SEED, count
 
 
@@ -69,6 +70,9 @@ def run(a) -> int:
     if a.rows < 1 or a.cols < 1:
         raise UserError("--rows and --cols must be at least 1")
     run = load_run(a.run)
+    shape = run.info.get("shape") or []
+    memory.check(memory.tensor_bytes(3 * (a.rows + 1) * (a.cols + 1), shape), f"a grid of {a.rows + 1}x{a.cols + 1} "
+                 f"images of {'x'.join(map(str, shape))}", "ask for fewer --rows or --cols")
     G = stylegan_generator(run, "stylemix")
     span = layer_range(a.layers, G.num_ws)
     z = codes(run, a.cols + a.rows, a.seed)

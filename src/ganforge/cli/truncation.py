@@ -16,6 +16,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..metrics import features
 from ..runs import atomic
+from .. import memory
 from .common import SEED, count
 
 
@@ -63,6 +64,8 @@ def run(a) -> int:
                         + ", ".join(k for k, f in FAMILIES.items() if f.supports_truncation))
     out = atomic.check_out(Path(a.out) if a.out else run.path / "truncation.json", a.force)
     png = atomic.check_out(Path(a.grid) if a.grid else run.path / "truncation.png", a.force, flag="--grid")
+    memory.check(memory.tensor_bytes(3 * a.n, (2048,)), f"-n {a.n} samples (their codes and features)",
+                 "ask for fewer (-n)")
     real = from_data_config(run.config.data)
     if real.x.dim() != 4:
         raise UserError(f"{run.path} is not an image run; the truncation sweep measures images")
