@@ -45,6 +45,7 @@ def free(monkeypatch):
     ("data.resolution=100000", ["data.resolution=100000", "400 TB"]),
     ("data.resolution=1024", ["data.resolution=1024", "41.9 GB"]),            # 28 px digits blown up to 1024
     ("log.n_samples=100000000", ["lower log.n_samples", "mostly samples"]),
+    ("eval.n=1000000000", ["lower eval.n", "mostly evaluation"]),
 ])
 def test_a_run_too_large_for_the_machine_is_refused_before_anything_is_allocated(tmp_path, free, capsys, override,
                                                                                  words):

@@ -9,6 +9,7 @@ pass. The estimate is
     + every tensor G's and D's forward makes for one batch, x 2 (kept for backward, and their gradients)
     + the fixed-z codes and samples of a dump (log.n_samples), twice (the grid is made from a copy)
     + 100 MB of working memory that any training process takes (measured: benchmarks/memory_estimate.py)
+    + eval.n codes and features (Inception's 2048 numbers a sample), three times over
 
 and is compared with the memory free on the run's device (ganforge.memory.check) by the trainer before
 any net is built, so before the run folder is made. benchmarks/memory_estimate.py measures it against the
@@ -94,7 +95,9 @@ def estimate(cfg, data) -> dict:
     n_dump = cfg.log.n_samples or (64 if data.kind == "image" else 1000)
     return {"weights and optimizer": 4 * (p_g + p_d) + (p_g if cfg.ema.enabled else 0.0),
             "activations": ACTIVATION_FACTOR * cfg.batch_size * per_sample,
-            "samples": 2 * n_dump * sample, "working memory": OVERHEAD}
+            "samples": 2 * n_dump * sample, "working memory": OVERHEAD,
+            "evaluation": 0.0 if cfg.eval.metrics == "none" else     # eval.n codes and features, and the real set's
+            tensor_bytes(3 * cfg.eval.n, (2048 if data.kind == "image" else data.shape[0],))}
 
 
 def check_run(cfg, data, device) -> None:
@@ -106,7 +109,7 @@ def check_run(cfg, data, device) -> None:
     big = max(parts, key=parts.get)
     fixes = {"weights and optimizer": "make the networks smaller (model.*width*)",
              "activations": f"lower batch_size (now {cfg.batch_size})" + (" or data.resolution" if data.kind == "image" else ""),
-             "samples": "lower log.n_samples", "working memory": "free some memory"}
+             "samples": "lower log.n_samples", "working memory": "free some memory", "evaluation": "lower eval.n"}
     need = sum(parts.values())
     if math.isfinite(need):
         check(need, f"this run (mostly {big})", fixes[big], device)
