@@ -1,7 +1,10 @@
 """serve/: the playground's checks and game, the run watcher, the app's answers and streams, the serve command."""
+import http.client
+import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
@@ -11,6 +14,7 @@ import torch
 
 from conftest import ganforge_cmd, run_cli
 from ganforge.serve import Server
+from ganforge.serve import app as appmod
 from ganforge.serve import playground as pgmod
 from ganforge.serve.params import BadInput, Settings, parse_count, parse_points, parse_settings
 from ganforge.serve.playground import Playground
@@ -185,7 +189,8 @@ def test_the_watcher_reads_whole_new_lines_and_rereads_a_truncated_log(tmp_path)
 
 
 def get(url, data=None):
-    req = urllib.request.Request(url, data=None if data is None else data.encode(), method="POST" if data else "GET")
+    req = urllib.request.Request(url, data=None if data is None else data.encode(), method="POST" if data else "GET",
+                                 headers={"Content-Type": "application/json"} if data else {})
     try:
         with urllib.request.urlopen(req, timeout=20) as r:
             return r.status, r.read()
@@ -269,7 +274,7 @@ def test_serve_command_starts_stops_and_refuses_mistakes(tmp_path):
     assert exposure_warning("127.0.0.1", tmp_path) is None and exposure_warning("::1", tmp_path) is None
     assert exposure_warning("localhost", tmp_path) is None and "no login" in exposure_warning("0.0.0.0", tmp_path)
     r = run_cli("serve", "--port", "70000")
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--port must be from 0 to 65535" in r.stderr
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--port" in r.stderr and "must be from 0 to 65535" in r.stderr
     (tmp_path / "f").write_text("x")
     r = run_cli("serve", "--runs", tmp_path / "f", "--port", "0")
     assert r.returncode == 2 and "is a file" in r.stderr
@@ -286,3 +291,317 @@ def test_serve_command_starts_stops_and_refuses_mistakes(tmp_path):
         assert proc.wait(20) == 0 and "stopped" in proc.stderr.read()
     finally:
         proc.kill()
+
+
+# Attacks on the server, sent as an attacker sends them: raw HTTP with the headers written by hand.
+
+def raw(port, method, path, headers=(), body=b"", host=None, timeout=20):
+    """One request with every header as given (Host too: None is the server's own, False none); (status, headers, body)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        if host is not False:
+            c.putheader("Host", f"127.0.0.1:{port}" if host is None else host)
+        for k, v in headers:
+            c.putheader(k, v)
+        if (body or method == "POST") and "transfer-encoding" not in {k.lower() for k, _ in headers}:
+            c.putheader("Content-Length", str(len(body)))
+        c.endheaders(body or None)
+        r = c.getresponse()
+        return r.status, dict(r.getheaders()), r.read()
+    finally:
+        c.close()
+
+
+def error(body):
+    """The JSON error's sentence (and that it is one short sentence)."""
+    e = json.loads(body)["error"]
+    assert e.count("\n") == 0 and len(e) < 400, e
+    return e
+
+
+def png_bytes():
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4), (200, 10, 10)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_files_that_link_out_of_the_run_folder_are_not_served(tmp_path):
+    root, secret = tmp_path / "runs", tmp_path / "secret.txt"
+    secret.write_text("top secret\n")
+    write_run(root / "r1", row(10))
+    samples = root / "r1" / "samples"
+    samples.mkdir()
+    (samples / "step-1.png").write_bytes(png_bytes())
+    (samples / "step-2.png").symlink_to("/etc/passwd")
+    (samples / "step-3.png").symlink_to(secret)
+    (samples / "step-4.png").symlink_to(samples / "step-1.png")       # a link inside the run folder is fine
+    (samples / "step-5.png").mkdir()
+    os.mkfifo(samples / "step-6.png")
+    write_run(root / "r2", row(10))                                     # its config.yaml links out
+    (root / "r2" / "config.yaml").unlink()
+    (root / "r2" / "config.yaml").symlink_to(secret)
+    write_run(tmp_path / "elsewhere" / "r3", row(10))
+    (root / "r3").symlink_to(tmp_path / "elsewhere" / "r3")             # a run folder that links out of the root
+    (root / "r4").symlink_to(root / "r1")                               # one that links to a run inside it
+    with Server(root) as s:
+        for n, want in [(1, 200), (2, 404), (3, 404), (4, 200), (5, 404), (6, 404)]:
+            code, _, body = raw(s.port, "GET", f"/runs/r1/samples/step-{n}.png")
+            assert code == want, (n, code, body)
+            if want == 404:
+                assert error(body) == f"no sample 'step-{n}.png' in run 'r1'."
+        assert sorted(r["name"] for r in json.loads(raw(s.port, "GET", "/api/runs")[2])["runs"]) == ["r1", "r4"]
+        for path in ("/runs/r2", "/runs/r3", "/api/runs/r2/stream", "/api/runs/r3/stream", "/runs/r3/samples/step-1.png"):
+            code, _, body = raw(s.port, "GET", path)
+            assert code == 404 and b"secret" not in body and error(body).startswith("no run named"), (path, body)
+        assert b"r3" not in raw(s.port, "GET", "/")[2]
+        ev = events(s.url + "/api/runs/r1/stream", 2)
+        listed = [x[0] for x in ev[1][1]["samples"]]
+        assert 1 in listed and set(listed) <= {1, 4}, listed       # (runs/ may leave links out of the list)
+
+
+def test_requests_addressed_to_another_host_name_are_refused(tmp_path):
+    """DNS rebinding: a page on evil.example whose name now points at 127.0.0.1 sends Host: evil.example."""
+    write_run(tmp_path / "r1", row(10))
+    with Server(tmp_path) as s:
+        p = s.port
+        before = s.playground.settings
+        other = p + 1 if p < 65535 else p - 1
+        for host in ("evil.example", f"evil.example:{p}", f"127.0.0.1:{other}", f"localhost.evil.example:{p}",
+                     f"127.0.0.1.evil.example:{p}", f"127.0.0.1:{p}@evil.example", "[::1]x", f"127.0.0.1:{p}:{p}"):
+            for method, path in [("GET", "/"), ("GET", "/api/runs"), ("GET", "/static/run.js"), ("GET", "/runs/r1"),
+                                 ("GET", "/api/runs/r1/stream"), ("GET", "/api/playground/stream"), ("GET", "/nope"),
+                                 ("POST", "/api/playground/settings"), ("HEAD", "/"), ("OPTIONS", "/api/runs")]:
+                code, _, body = raw(p, method, path, [("Content-Type", "application/json")],
+                                    b'{"data": "grid"}' if method == "POST" else b"", host=host)
+                assert code == 421, (host, path, code, body)
+                if method != "HEAD":
+                    assert "DNS rebinding" in error(body), body
+        for host in (False, ""):
+            code, _, body = raw(p, "GET", "/api/runs", host=host)
+            assert code == 400 and "Host" in error(body)
+        assert s.playground.settings == before
+        for host in (f"127.0.0.1:{p}", f"localhost:{p}", f"[::1]:{p}", "localhost", "127.0.0.1", f"LocalHost:{p}"):
+            assert raw(p, "GET", "/api/runs", host=host)[0] == 200, host
+
+
+def test_a_server_open_to_the_network_answers_to_addresses_but_not_to_other_names(tmp_path):
+    with Server(tmp_path, host="0.0.0.0") as s:
+        p = s.port
+        for host in (f"192.0.2.7:{p}", f"[2001:db8::1]:{p}", f"localhost:{p}", f"{socket.gethostname()}:{p}"):
+            assert raw(p, "GET", "/api/runs", host=host)[0] == 200, host
+        for host in (f"evil.example:{p}", f"192.0.2.7.nip.io:{p}", f"192.0.2.7:{p + 1 if p < 65535 else p - 1}"):
+            assert raw(p, "GET", "/api/runs", host=host)[0] == 421, host
+
+
+def test_cross_site_posts_are_refused(tmp_path):
+    """CSRF: a form on another site can POST text/plain with no preflight; a fetch from it carries its Origin."""
+    with Server(tmp_path) as s:
+        p, before = s.port, s.playground.settings
+        body = b'{"data": "grid", "seed": 9}'
+        form = [("Origin", "http://evil.example"), ("Sec-Fetch-Site", "cross-site"), ("Sec-Fetch-Mode", "navigate")]
+        attacks = [([("Content-Type", "text/plain")] + form, 403, "another site"),
+                   ([("Content-Type", "text/plain")], 415, "application/json"),
+                   ([("Content-Type", "application/x-www-form-urlencoded")], 415, "application/json"),
+                   ([("Content-Type", "multipart/form-data; boundary=x")], 415, "application/json"),
+                   ([("Content-Type", "text/plain; x=application/json")], 415, "application/json"),
+                   ([], 415, "application/json"),
+                   ([("Content-Type", "application/json"), ("Origin", "http://evil.example")], 403, "another site"),
+                   ([("Content-Type", "application/json"), ("Origin", "null")], 403, "another site"),
+                   ([("Content-Type", "application/json"), ("Origin", f"http://localhost:{p}")], 403, "another site"),
+                   ([("Content-Type", "application/json"), ("Origin", f"https://127.0.0.1:{p}")], 403, "another site"),
+                   ([("Content-Type", "application/json"), ("Sec-Fetch-Site", "same-site")], 403, "another site"),
+                   ([("Content-Type", "application/json"), ("Sec-Fetch-Site", "cross-site")], 403, "another site")]
+        for path in ("/api/playground/settings", "/api/playground/start", "/api/playground/step"):
+            for headers, want, words in attacks:
+                code, _, answer = raw(p, "POST", path, headers, body)
+                assert code == want and words in error(answer), (path, headers, code, answer)
+        time.sleep(0.2)
+        assert s.playground.settings == before and not s.playground.running and s.playground.step == 0
+        own = [("Content-Type", "application/json; charset=utf-8"), ("Origin", f"http://127.0.0.1:{p}"),
+               ("Sec-Fetch-Site", "same-origin"), ("Sec-Fetch-Mode", "cors")]
+        code, _, answer = raw(p, "POST", "/api/playground/settings", own, body)
+        assert code == 200 and json.loads(answer)["settings"]["data"] == "grid"
+        # another site may link to the app, but not fetch from it or embed its images
+        cross = [("Sec-Fetch-Site", "cross-site"), ("Origin", "http://evil.example")]
+        for path, mode in [("/api/runs", "cors"), ("/api/playground", "no-cors"), ("/api/playground/stream", "cors")]:
+            code, _, answer = raw(p, "GET", path, cross + [("Sec-Fetch-Mode", mode)])
+            assert code == 403 and "another site" in error(answer), (path, code)
+        assert raw(p, "GET", "/", [("Sec-Fetch-Site", "cross-site"), ("Sec-Fetch-Mode", "navigate")])[0] == 200
+
+
+def test_the_default_runs_folder_serves_sample_images(tmp_path):
+    """`ganforge serve` as a user types it, in a folder with runs/: the relative root must not break send_file."""
+    run, png = tmp_path / "runs" / "r1", png_bytes()
+    write_run(run, row(10))
+    (run / "samples").mkdir()
+    (run / "samples" / "step-0000010.png").write_bytes(png)
+    proc = subprocess.Popen(ganforge_cmd("serve", "--port", "0"), cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        url = proc.stdout.readline().split()[2].rstrip("/")
+        ev = events(url + "/api/runs/r1/stream", 2)
+        code, data = get(url + ev[1][1]["latest"][1])
+        assert code == 200 and data == png, (code, data[:200])
+        code, data = get(url + "/runs/r1/samples/step-0000010.png")
+        assert code == 200 and data == png
+    finally:
+        proc.kill()
+        proc.wait(20)
+
+
+def test_deep_json_and_bodies_over_the_limit_get_a_sentence(tmp_path):
+    deep = 100_000
+    with Server(tmp_path) as s:
+        for body, want, words in [(b"[" * deep + b"]" * deep, 400, "nested"),
+                                  (b'{"a":' * deep + b"1" + b"}" * deep, 400, "nested"),
+                                  (b'{"steps": ' + b"9" * 5000 + b"}", 400, "must be JSON"),
+                                  (b'{"steps": 2, "x": "\xff"}', 400, "must be JSON"),
+                                  (b"{" * 10 + b" " * ((1 << 20) + 1), 413, "1 MB")]:
+            for path in ("/api/playground/settings", "/api/playground/step", "/api/playground/points"):
+                code, _, answer = raw(s.port, "POST", path, [("Content-Type", "application/json")], body)
+                assert code == want and words in error(answer), (path, code, answer[:300])
+        assert s.playground.step == 0
+
+
+def damaged_log():
+    return (row(10).encode() + b'{"step": 15, "loss_d": "\xff"}\n' + b'{"step": 1' + b"0" * 5000 + b"}\n"
+            + row("20").encode() + b"[1, 2]\n" + b'{"step": 25, "loss_d": 1' + b"0" * 4000 + b"}\n"
+            + b'{"step": true, "loss_d": 1.0}\n' + b'"text"\n' + b"\n" + row(30).encode() + b"[" * 100_000 + b"\n"
+            + b'{"step": 35, "time": 1e999999}\n' + row(40).encode())
+
+
+def test_a_damaged_metrics_log_is_skipped_line_by_line_and_counted(tmp_path):
+    run = tmp_path / "r1"
+    write_run(run, "")
+    (run / "metrics.jsonl").write_bytes(damaged_log())
+    u = RunWatcher(run, "/runs/r1").poll()
+    assert (u["step"], u["rows"], u["skipped"]) == (40, 4, 8) and u["charts"]
+    with Server(tmp_path) as s:
+        ev = events(s.url + "/api/runs/r1/stream", 2)
+        assert (ev[1][1]["step"], ev[1][1]["rows"], ev[1][1]["skipped"]) == (40, 4, 8)
+        assert ev[1][1]["time"] is None and json.dumps(ev[1][1], allow_nan=False)   # JSON.parse takes no Infinity
+
+
+def test_special_files_in_a_run_folder_hold_no_stream(tmp_path):
+    run = tmp_path / "r1"
+    write_run(run, "")
+    (run / "metrics.jsonl").unlink()
+    os.mkfifo(run / "metrics.jsonl")                        # open() on it would wait for a writer forever
+    (run / "samples").mkdir()
+    os.mkfifo(run / "samples" / "step-5.png")
+    write_run(tmp_path / "r2", "")
+    (tmp_path / "r2" / "config.yaml").unlink()
+    os.mkfifo(tmp_path / "r2" / "config.yaml")
+    with Server(tmp_path) as s:
+        ev = events(s.url + "/api/runs/r1/stream", 2, timeout=10)
+        assert ev[1][0] == "update" and ev[1][1]["rows"] == 0 and ev[1][1]["latest"] is None
+        code, _, body = raw(s.port, "GET", "/runs/r1/samples/step-5.png", timeout=10)
+        assert code == 404
+        code, _, body = raw(s.port, "GET", "/api/runs/r2/stream", timeout=10)
+        assert code == 404 and "no run named 'r2'" in error(body)
+
+
+def laughs(levels=6):
+    names = "abcdefghij"
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"{names[i]}: &{names[i]} [" + ", ".join([f"*{names[i - 1]}"] * 9) + "]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + f"\nloss: *{names[levels]}\nsteps: *{names[levels]}\n"
+
+
+def test_yaml_aliases_in_a_run_config_are_not_expanded(tmp_path):
+    write_run(tmp_path / "r1", row(10))
+    (tmp_path / "r1" / "config.yaml").write_text(laughs())         # 9**7 x's if expanded: 33 MB of JSON per update
+    write_run(tmp_path / "r2", row(10))
+    (tmp_path / "r2" / "config.yaml").write_text("loss: [" * 50_000 + "\n")   # too deep for the parser
+    write_run(tmp_path / "r3", row(10))                             # 900 KB: seconds of PyYAML per connection
+    (tmp_path / "r3" / "config.yaml").write_text("".join(f"key{i}: [1, 2, 3]\n" for i in range(50_000)))
+    with Server(tmp_path) as s:
+        for name in ("r1", "r2", "r3"):
+            t = time.monotonic()
+            ev = events(s.url + f"/api/runs/{name}/stream", 2)
+            assert time.monotonic() - t < 3, name
+            assert ev[0][1]["config"] == (tmp_path / name / "config.yaml").read_text()
+            assert ev[1][1]["steps"] is None and len(json.dumps(ev[1][1])) < 100_000 and ev[1][1]["rows"] == 1
+
+
+def test_odd_requests_get_a_sentence_and_hold_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(appmod, "STREAMS", 3)
+    png = png_bytes()
+    write_run(tmp_path / "r1", row(10))
+    (tmp_path / "r1" / "samples").mkdir()
+    (tmp_path / "r1" / "samples" / "step-1.png").write_bytes(png)
+    with Server(tmp_path) as s:
+        p = s.port
+        for path in ("/runs/%2e%2e", "/runs/.%2e/r1", "/runs/r1%2F..%2F..", "/runs/r1%00", "/runs/r%0A1", "/runs/" + "a" * 5000,
+                     "/runs/r1/samples/step-1.png%00.txt", "/runs/r1/samples/%2e%2e%2fconfig.yaml",
+                     "/runs/r1/samples/step-1.PNG", "/runs/r1/samples/step-%C3%A9.png", "/static/..%2f..%2fapp.py",
+                     "/static/%2e%2e/app.py"):
+            code, _, body = raw(p, "GET", path)
+            assert code == 404 and error(body), (path, code, body)
+        code, h, body = raw(p, "GET", "/runs/r1/samples/step-1.png", [("Range", "bytes=0-7")])
+        assert code == 206 and body == png[:8] and h["Content-Type"] == "image/png"
+        code, h, body = raw(p, "GET", "/runs/r1/samples/step-1.png", [("Range", "bytes=99999-")])
+        assert code == 416
+        code, h, body = raw(p, "HEAD", "/runs/r1/samples/step-1.png")
+        assert code == 200 and body == b"" and h["Content-Length"] == str(len(png))
+        code, h, _ = raw(p, "OPTIONS", "/api/playground/settings")
+        assert code == 200 and "POST" in h["Allow"] and "Access-Control-Allow-Origin" not in h
+        code, _, body = raw(p, "PUT", "/api/playground/settings", [("Content-Type", "application/json")], b"{}")
+        assert code == 405 and error(body)
+        for _ in range(6):                                   # HEAD answers the headers and holds no stream
+            assert raw(p, "HEAD", "/api/runs/r1/stream", timeout=5)[0] == 200
+            assert raw(p, "HEAD", "/api/playground/stream", timeout=5)[0] == 200
+        held = []
+        try:
+            for _ in range(3):
+                c = http.client.HTTPConnection("127.0.0.1", p, timeout=10)
+                c.request("GET", "/api/runs/r1/stream")
+                held.append(c.getresponse())                 # the response holds the socket open
+                assert held[-1].status == 200 and held[-1].readline() == b"event: config\n"
+            code, _, body = raw(p, "GET", "/api/playground/stream")
+            assert code == 503 and "streams are open" in error(body)
+        finally:
+            for c in held:
+                c.close()
+        code, _, body = raw(p, "GET", "/api/runs", [("X-Big", "x" * 70_000)])
+        assert code in (400, 431)
+        code, _, body = raw(p, "GET", "/api/runs", [("Host", "evil.example")])     # two Host headers
+        assert code == 421
+        code, _, body = raw(p, "GET", "/runs/%ff%zz")
+        assert code == 404 and error(body)
+        big = b'{"seed": 3, "x": "' + b"a" * (1 << 20) + b'"}'                   # chunked: no Content-Length
+        code, _, body = raw(p, "POST", "/api/playground/settings", [("Content-Type", "application/json"),
+                            ("Transfer-Encoding", "chunked")], b"%x\r\n%s\r\n0\r\n\r\n" % (len(big), big))
+        assert code == 413 and "over 1 MB" in error(body)
+
+
+def test_a_client_that_stalls_is_dropped(tmp_path, monkeypatch):
+    from ganforge.serve import server as servermod
+    monkeypatch.setattr(servermod._Quiet, "timeout", 1)
+    with Server(tmp_path) as s:
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+        c.sendall(b"GET /api/ru")                          # and nothing more
+        t = time.monotonic()
+        assert c.recv(100) == b"" and time.monotonic() - t < 5
+        c.close()
+
+
+def test_the_watcher_reads_a_big_log_in_bounded_pieces(tmp_path, monkeypatch):
+    from ganforge.serve import runview
+    monkeypatch.setattr(runview, "CHUNK", 4096)
+    monkeypatch.setattr(runview, "LINE", 1000)
+    run = tmp_path / "r1"
+    write_run(run, "".join(row(s) for s in range(1, 101)) + "x" * 10_000 + "\n" + row(101) + "y" * 1500)
+    (run / "config.yaml").write_text("loss: hinge\nsteps: 5\n" + "# padding\n" * 200_000)     # 2 MB
+    w = RunWatcher(run, "/runs/r1")
+    assert w.config_text.startswith("(config.yaml is over 1 MB") and w.steps is None
+    size, polls, u = (run / "metrics.jsonl").stat().st_size, 0, None
+    while polls < 20:
+        got = w.poll()
+        if got is None:
+            break
+        u, polls = got, polls + 1
+        assert w.offset <= polls * 4096
+    assert u["step"] == 101 and u["rows"] == 101 and u["skipped"] == 2 and w.offset == size and polls > 3

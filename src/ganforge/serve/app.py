@@ -4,26 +4,36 @@ Pages are static files (serve/static) that fetch JSON and listen to
 server-sent events; the only HTML built here is the index, with every name
 escaped. Commands are POSTs of JSON, checked by serve.params: a bad request
 gets a 4xx with {"error": one sentence}. Streams end when the server stops.
+serve.guard answers first: requests addressed to another host name (DNS
+rebinding), from another site, or commands not sent as JSON are refused.
+At most STREAMS event streams are open at once (each holds a thread); a
+body is at most 1 MB and JSON nested past Python's recursion limit is a 400.
+The runs root is made absolute here (send_file would resolve a relative one
+against the package folder).
 """
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from html import escape
 from pathlib import Path
 
 from flask import Flask, Response, jsonify, request, send_file
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestedRangeNotSatisfiable, RequestEntityTooLarge
+from werkzeug.wsgi import wrap_file
 
 from .params import RULES, BadInput, parse_count, parse_points, parse_settings
 from .playground import Playground
-from .runview import NotFound, RunWatcher, list_runs, run_path, sample_path
+from .guard import Guard
+from .runview import NotFound, RunWatcher, list_runs, open_sample, run_path, quoted
 
 STATIC = Path(__file__).parent / "static"
 FPS = 10               # frames per second at most, per page
 KEEPALIVE = 15.0       # seconds between comments on a quiet stream
 RUN_POLL = 1.0         # seconds between looks at a run folder
+STREAMS = 32           # event streams open at once (a browser opens at most 6 to one server)
 
 INDEX = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>ganforge serve</title>
 <link rel="stylesheet" href="/static/style.css"><link rel="icon" href="data:,"></head><body class="page"><h1>ganforge</h1>
@@ -35,23 +45,40 @@ def _sse(event: str, data) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-def create_app(runs_root: Path = Path("runs"), playground: Playground | None = None) -> Flask:
+def create_app(runs_root: Path = Path("runs"), playground: Playground | None = None,
+               host: str = "127.0.0.1", port: int | None = None) -> Flask:
+    """The app for a server bound to ``host``:``port`` (the Host check's names; port None takes any)."""
     app = Flask(__name__, static_folder=str(STATIC), static_url_path="/static")
     app.config["MAX_CONTENT_LENGTH"] = 1 << 20
-    root = Path(runs_root)
+    app.wsgi_app = Guard(app.wsgi_app, host, port)
+    root = Path(os.path.abspath(runs_root))
+    slots = threading.BoundedSemaphore(STREAMS)
     pg = playground or Playground()
     stopping = threading.Event()
-    app.extensions["ganforge"] = {"playground": pg, "stopping": stopping, "root": root}
+    app.extensions["ganforge"] = {"playground": pg, "stopping": stopping, "root": root, "slots": slots}
 
     def body():
         """The request's JSON (whatever its Content-Type says), None when empty; raises BadInput."""
         raw = request.get_data(cache=True, parse_form_data=False)
+        if request.content_length is None and len(raw) >= app.config["MAX_CONTENT_LENGTH"]:
+            raise RequestEntityTooLarge()          # a chunked body is cut at the limit, not refused, by werkzeug
         if not raw.strip():
             return None
         try:
             return json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             raise BadInput("the request body must be JSON") from None
+        except RecursionError:
+            raise BadInput("the request body is JSON nested too deeply") from None
+
+    def stream(gen) -> Response:
+        """An event stream holding one of the STREAMS slots until it closes (a HEAD request closes at once)."""
+        if not slots.acquire(blocking=False):
+            return jsonify(error=f"{STREAMS} streams are open already (pages of this server); close some and "
+                                 "reload."), 503
+        r = Response(gen, mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
+        r.call_on_close(slots.release)
+        return r
 
     @app.errorhandler(BadInput)
     def bad_input(e):
@@ -63,7 +90,10 @@ def create_app(runs_root: Path = Path("runs"), playground: Playground | None = N
 
     @app.errorhandler(HTTPException)
     def http_error(e):
-        return jsonify(error=f"{e.code} {e.name}: {e.description}"), e.code
+        if e.code == 413:
+            return jsonify(error=f"413 {e.name}: the request body is over {app.config['MAX_CONTENT_LENGTH'] >> 20} MB."), 413
+        first = (e.description or "").split(". ")[0].rstrip(".")
+        return jsonify(error=f"{e.code} {e.name}: {first}."), e.code
 
     @app.get("/")
     def index():
@@ -110,7 +140,7 @@ def create_app(runs_root: Path = Path("runs"), playground: Playground | None = N
             pg.pause()
             pg.advance(parse_count(data, "steps", 1000))
         else:
-            raise NotFound(f"no command {command!r}; the commands are start, pause, step, reset, settings, points")
+            raise NotFound(f"no command {quoted(command)}; the commands are start, pause, step, reset, settings, points")
         return answer()
 
     @app.get("/api/playground/stream")
@@ -129,7 +159,7 @@ def create_app(runs_root: Path = Path("runs"), playground: Playground | None = N
                     quiet = time.monotonic()
                     yield ": keepalive\n\n"
                 stopping.wait(1.0 / FPS)
-        return Response(frames(), mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
+        return stream(frames())
 
     @app.get("/runs/<name>")
     def run_page(name):
@@ -138,7 +168,16 @@ def create_app(runs_root: Path = Path("runs"), playground: Playground | None = N
 
     @app.get("/runs/<name>/samples/<file>")
     def run_sample(name, file):
-        return send_file(sample_path(root, name, file), mimetype="image/png")
+        f, st = open_sample(root, name, file)        # a regular file inside the run folder, already open
+        r = Response(wrap_file(request.environ, f), mimetype="image/png", direct_passthrough=True)
+        r.content_length, r.last_modified = st.st_size, st.st_mtime
+        r.set_etag(f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}")
+        r.cache_control.no_cache = True
+        try:
+            return r.make_conditional(request.environ, accept_ranges=True, complete_length=st.st_size)
+        except RequestedRangeNotSatisfiable:
+            f.close()
+            raise
 
     @app.get("/api/runs")
     def runs():
@@ -160,6 +199,6 @@ def create_app(runs_root: Path = Path("runs"), playground: Playground | None = N
                     quiet = time.monotonic()
                     yield ": keepalive\n\n"
                 stopping.wait(RUN_POLL)
-        return Response(updates(), mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
+        return stream(updates())
 
     return app

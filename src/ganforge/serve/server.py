@@ -7,7 +7,6 @@ threads return.
 """
 from __future__ import annotations
 
-import ipaddress
 import socket
 import threading
 from pathlib import Path
@@ -16,15 +15,7 @@ from typing import Optional
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from .app import create_app
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from .guard import is_loopback
 
 
 def exposure_warning(host: str, root: Path) -> Optional[str]:
@@ -36,7 +27,13 @@ def exposure_warning(host: str, root: Path) -> Optional[str]:
 
 
 class _Quiet(WSGIRequestHandler):
-    """Logs failed requests only (a page polls and streams; successful requests would flood the terminal)."""
+    """Logs failed requests only (a page polls and streams; successful requests would flood the terminal).
+
+    A connection that sends nothing, or reads nothing of a stream, for ``timeout`` seconds is closed, so
+    slow or stalled clients do not hold a thread each for ever.
+    """
+
+    timeout = 30
 
     def log_request(self, code="-", size="-"):
         if str(code)[:1] in ("4", "5"):
@@ -50,7 +47,7 @@ class Server:
         sock = socket.create_server((host, port), family=family)
         try:
             port = sock.getsockname()[1]
-            self.app = create_app(runs_root)
+            self.app = create_app(runs_root, host=host, port=port)
             self.httpd = make_server(host, port, self.app, threaded=True, request_handler=_Quiet, fd=sock.fileno())
         finally:
             sock.close()                 # werkzeug holds a duplicate of the descriptor

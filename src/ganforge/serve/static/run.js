@@ -20,8 +20,8 @@ const es = new EventSource(`/api/runs/${encodeURIComponent(name)}/stream`);
 es.addEventListener("config", e => { $("config").textContent = JSON.parse(e.data).config; });
 es.addEventListener("update", e => {
   const u = JSON.parse(e.data);
-  $("status").textContent = `step ${u.step} of ${u.steps ?? "?"}, ${u.rows} log lines, ${u.time} s of training` +
-    ` (updated ${new Date().toLocaleTimeString()})`;
+  $("status").textContent = `step ${u.step} of ${u.steps ?? "?"}, ${u.rows} log lines, ${u.time ?? "?"} s of training` +
+    (u.skipped ? `, ${u.skipped} damaged log lines skipped` : "") + ` (updated ${new Date().toLocaleTimeString()})`;
   $("charts").innerHTML = u.charts.join("");
   $("findings").innerHTML = u.findings;
   $("table").innerHTML = u.table;
