@@ -16,8 +16,8 @@ def add_parser(sub):
 def run(a) -> int:
     from ..report import diagnose, write_report
     from ..report.page import read_run
-    out = write_report(Path(a.run), Path(a.out) if a.out else None)
     run = read_run(Path(a.run))
+    out = write_report(Path(a.run), Path(a.out) if a.out else None, run)
     for f in diagnose(run["rows"], run["loss"]):
         print(f"{f.title} from step {f.step}: {f.evidence}", file=sys.stderr)
     print(f"report: {out}")

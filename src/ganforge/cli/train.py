@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
-from .common import add_config_items, split_args
+from .common import add_config_items, add_insist, apply_insist, count, split_args
 from .report import report_after_training
 
 
@@ -20,8 +20,9 @@ def add_parser(sub):
     add_config_items(t)
     t.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
     t.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint")
-    t.add_argument("--nproc", type=int, default=1,
+    t.add_argument("--nproc", type=count(1, 1024), default=1,
                    help="train data-parallel on N processes (launches torchrun; batch_size is the global batch)")
+    add_insist(t)
     return t
 
 
@@ -29,6 +30,7 @@ def run(a) -> int:
     import os
 
     from ..train.start import plan_run, start
+    apply_insist(a)
     if a.nproc < 1:
         raise UserError(f"--nproc must be at least 1, got {a.nproc}")
     preset, overrides = split_args(a.items)

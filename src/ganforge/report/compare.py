@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..metrics import registry
-from ..runs import atomic
+from ..runs import atomic, regular
 from ..runs.folder import flat_keys
 from .diagnose import diagnose, series
 from .page import CSS, TRAINING, _b64, _fmt, final_metrics, read_run
@@ -91,7 +91,8 @@ def write_compare(run_dirs: list, out: Path) -> Path:
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise UserError(f"--out must end in .html, got {out.name}")
-    if out.exists() and MARKER not in out.read_text(errors="replace")[:200]:
+    old = regular.read_bytes(out)          # a FIFO or folder there: one line, no hang
+    if old is not None and MARKER not in old[:200].decode(errors="replace"):
         raise UserError(f"{out} exists and is not a ganforge compare page; choose another --out")
     runs = [read_run(Path(d)) for d in run_dirs]
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..metrics import registry
-from ..runs import atomic, folder
+from ..runs import atomic, folder, regular
 from ..runs.metrics_log import read_metrics
 from .diagnose import Finding, diagnose, series
 from .svg import line_chart
@@ -73,8 +73,11 @@ def evolution_gif(samples: list[tuple[int, Path]], most: int = 40) -> Optional[b
     from ..viz.movie import write_gif
     frames = []
     for _, p in spread(samples, most):
-        with Image.open(p) as im:
-            frames.append(np.asarray(im.convert("RGB")))
+        try:
+            with Image.open(p) as im:
+                frames.append(np.asarray(im.convert("RGB")))
+        except (OSError, ValueError):       # a damaged grid: the movie goes on without it
+            continue
     frames = [f for f in frames if f.shape == frames[-1].shape] if frames else []
     if len(frames) < 2:
         return None
@@ -165,11 +168,13 @@ def render(run: dict) -> str:
     return "".join(parts)
 
 
-def write_report(run_dir: Path, out: Optional[Path] = None) -> Path:
-    """RUN/report.html (or ``out``), replacing an earlier report; returns its path."""
-    run = read_run(Path(run_dir))
+def write_report(run_dir: Path, out: Optional[Path] = None, run: Optional[dict] = None) -> Path:
+    """RUN/report.html (or ``out``), replacing an earlier report; returns its path. ``run``: the folder as
+    read_run read it already (its warnings said once)."""
+    run = run or read_run(Path(run_dir))
     out = Path(out) if out else run["dir"] / "report.html"
-    if out.exists() and MARKER not in out.read_text(errors="replace")[:200]:
+    old = regular.read_bytes(out)          # a FIFO or folder there: one line, no hang
+    if old is not None and MARKER not in old[:200].decode(errors="replace"):
         raise UserError(f"{out} exists and is not a ganforge report; choose another --out")
     atomic.write_text(out, render(run))
     return out

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -153,6 +154,11 @@ def save_npz(path: Path, **arrays) -> None:
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     write_bytes(path, buf.getvalue())
+
+
+def is_temporary(name: str, of: str) -> bool:
+    """Whether the file name ``name`` is the temporary file of a write of ``of`` (one a killed writer left)."""
+    return re.fullmatch(re.escape(f".{of}.tmp-") + r"\d+", name) is not None
 
 
 def remove_stale(folder: Path) -> int:

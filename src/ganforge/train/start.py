@@ -5,9 +5,16 @@ precision chosen for this machine, a new folder's name or the folder to
 resume, a changed config refused); ``start`` builds the trainer, makes or
 locks the folder and loads the newest checkpoint; ``train`` is the
 notebook's one call (``ganforge.train``).
+
+A folder left by a start killed before its config.yaml was whole starts
+again (by name, or with ``--resume`` and a config); a resume that finds no
+checkpoint while metrics.jsonl goes past the first one is refused rather
+than erased; run.json records the device type and CPU threads, and a resume
+that changes either says in one line that it will not be bit-exact.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional, Union
 
@@ -15,6 +22,7 @@ from ..api import load_run, saved_config
 from ..config import Config, build, complete, dump, raw_from
 from ..errors import UserError
 from ..runs import folder
+from ..runs.metrics_log import scan
 from . import precision
 from .distributed import from_env, rank_device
 
@@ -31,6 +39,8 @@ def plan_run(preset: Optional[str], overrides: tuple, out: Path, resume: Optiona
     out = Path(out)
     if resume is None:
         cfg = build(raw_from(preset, overrides))
+        if cfg.name:
+            folder.check_name(cfg.name)
         if cfg.resume:
             target = out / (cfg.name or folder.default_name(cfg.data.name, cfg.model.name))
             if (target / "config.yaml").is_file():
@@ -44,6 +54,15 @@ def plan_run(preset: Optional[str], overrides: tuple, out: Path, resume: Optiona
     if not run_dir.is_dir():
         raise UserError(f"cannot resume {run_dir}: " + ("it is a file; give a run folder (RUNS/NAME, with config.yaml)"
                                                         if run_dir.exists() else "no such run folder"))
+    if folder.unfinished_start(run_dir):         # killed before its config.yaml was whole: start it again
+        if not preset:
+            raise UserError(f"{run_dir} was left by a start stopped before its config.yaml was written: there is "
+                            "nothing to resume; start it again with its config, e.g. ganforge train CONFIG "
+                            f"[key=value ...] --resume {run_dir}")
+        cfg = finish_config(build(raw_from(preset, overrides)))
+        cfg.name = run_dir.name
+        return cfg, run_dir, False
+    folder.check_layout(run_dir)
     raw, saved = saved_config(run_dir)
     wanted = finish_config(build(raw_from(preset, overrides, base=None if preset else raw)))
     wanted.name = run_dir.name
@@ -75,14 +94,55 @@ def start(preset: Optional[str], overrides: tuple, out: Path, resume: Optional[P
     d.barrier()
     try:
         trainer.resumed = resuming and trainer.resume_from_checkpoint()
+        if resuming and not trainer.resumed:
+            refuse_lost_checkpoints(run_dir)
         if d.main:
             if resuming:
                 folder.write_config(run_dir, dump(cfg))
-            folder.write_info(run_dir, trainer.run_info())
+            before = folder.read_info_if_any(run_dir)
+            folder.write_info(run_dir, {**trainer.run_info(), **machine(trainer)})
+            if trainer.resumed:
+                warn_inexact(run_dir, before, machine(trainer), trainer.step)
     except BaseException:
         trainer.release_lock()                    # a refused checkpoint or a failed write: the folder stays usable
         raise
     return trainer, resuming
+
+
+def refuse_lost_checkpoints(run_dir: Path) -> None:
+    """A resume that finds no checkpoint starts from step 0 and cuts metrics.jsonl back to it. That is what a
+    kill before the first checkpoint asks for; a log that goes past the first checkpoint (of the config the
+    run last trained with) says the checkpoints were deleted, and is refused rather than erased."""
+    every = folder.read_config(run_dir).get("log", {})
+    every = every.get("checkpoint_every") if isinstance(every, dict) else None
+    rows, _ = scan(run_dir / "metrics.jsonl")
+    last = max((r["step"] for r in rows), default=0)
+    if isinstance(every, int) and last > every:
+        raise UserError(f"cannot resume {run_dir}: it has no checkpoint, but its metrics.jsonl logs steps up to "
+                        f"{last}, past the first checkpoint (step {every}): checkpoints/ was deleted or emptied, and "
+                        "starting again from step 0 would erase those lines; train a new run instead (another "
+                        "name=), or put the checkpoints back")
+
+
+def machine(trainer) -> dict:
+    """What run.json records of the machine, beside the data: the device type and torch's CPU threads."""
+    import torch
+    return {"device": trainer.device.type, "threads": torch.get_num_threads()}
+
+
+def warn_inexact(run_dir: Path, before: dict, now: dict, step: int) -> None:
+    """One line when a resume changes what keeps it bit-exact with a run that never stopped: the device
+    type, or on the CPU the number of threads (matrix products and reductions split by thread)."""
+    then_dev, then_n = before.get("device"), before.get("threads")
+    if isinstance(then_dev, str) and then_dev != now["device"]:
+        what = f"on {then_dev} until step {step} and now on {now['device']}", f"device={then_dev}"
+    elif now["device"] == "cpu" and type(then_n) is int and then_n != now["threads"]:
+        what = (f"on {then_n} CPU thread{'s' if then_n != 1 else ''} until step {step} and now uses "
+                f"{now['threads']}", f"threads={then_n}")
+    else:
+        return
+    print(f"ganforge: warning: {run_dir} trained {what[0]}: the resumed run will not match a run that never stopped "
+          f"to the bit (resume with {what[1]} to keep it exact)", file=sys.stderr)
 
 
 def _overrides(kwargs: dict, prefix: str = "") -> list[str]:
