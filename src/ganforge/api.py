@@ -22,7 +22,8 @@ from .device import pick_device
 from .errors import UserError
 from .nets import FAMILIES, build_nets
 from .rng import Stream, truncated_normal
-from .runs import checkpoint, folder
+from . import memory
+from .runs import checkpoint, folder, verify
 from .runs.metrics_log import read_metrics
 
 
@@ -160,18 +161,77 @@ def load_run(path: Union[str, Path], device: str = "cpu", which: str = "latest")
     cfg = load_saved_config(path)
     info = folder.read_info(path)
     ckpt, state = checkpoint.pick(path, which)
-    G, D = build_nets(cfg.model, tuple(info["shape"]), len(info.get("classes") or ()),   # weights replaced below
-                      tuple(info.get("shape_a", ())))
+    nets = checked_nets(cfg, info, state, ckpt, ("G", "D", "G_ema") if state.get("G_ema") is not None else ("G", "D"),
+                        path)
     dev = pick_device(device)
+    for m in nets.values():
+        m.to(dev).eval().requires_grad_(False)
+    return Run(path, cfg, nets["G"], nets["D"], nets.get("G_ema"), state["step"], info)
+
+
+class _NoFills(torch.overrides.TorchFunctionMode):
+    """In-place operations on meta tensors skipped: weight initialisers change no shape, and the meta kernel of
+    ``normal_`` would import TorchDynamo (a second of start-up for DCGAN). Those that reshape are kept."""
+
+    RESHAPE = {"resize_", "resize_as_", "set_", "as_strided_", "squeeze_", "unsqueeze_", "t_", "transpose_",
+               "swapdims_", "swapaxes_"}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        t = args[0] if args else next(iter((kwargs or {}).values()), None)      # nn.init passes tensor=...
+        if isinstance(t, torch.Tensor) and t.is_meta and name.endswith("_") and not name.startswith("_") \
+                and name not in self.RESHAPE:
+            return t
+        return func(*args, **(kwargs or {}))
+
+
+def meta_nets(model_cfg, shape: tuple, classes: int, shape_a: tuple) -> Optional[tuple]:
+    """(G, D) built on the meta device (shapes and dtypes, no memory), or None where a family cannot build
+    there (an operation without a meta kernel); a config that does not build is the family's UserError, as
+    for a real build, and sizes past what torch can count (3 x 2**31 x 2**31) are one too."""
     try:
-        G_ema = copy.deepcopy(G) if state.get("G_ema") is not None else None
-        G.load_state_dict(state["G"])
-        D.load_state_dict(state["D"])
-        if G_ema is not None:
-            G_ema.load_state_dict(state["G_ema"])
-    except RuntimeError as e:
-        raise checkpoint.misfit(ckpt, state, cfg.model.name, e) from None
-    for m in (G, D, G_ema):
-        if m is not None:
-            m.to(dev).eval().requires_grad_(False)
-    return Run(path, cfg, G, D, G_ema, int(state["step"]), info)
+        with torch.device("meta"), _NoFills():
+            return build_nets(model_cfg, shape, classes, shape_a)
+    except UserError:
+        raise
+    except Exception as e:
+        text = str(e).splitlines()[0] if str(e) else ""
+        if isinstance(e, NotImplementedError) or "meta" in text.lower():
+            return None
+        raise UserError(f"its networks cannot be built ({type(e).__name__}: {text[:120]})") from None
+
+
+def net_bytes(*state_dicts) -> int:
+    return sum(t.numel() * t.element_size() for sd in state_dicts for t in sd.values())
+
+
+def checked_nets(cfg: Config, info: dict, state: dict, where, keys=("G", "D"), run_dir=None) -> dict:
+    """The nets ``keys`` of a checkpoint's ``state`` loaded into the config's networks ({"G": G, "D": D,
+    "G_ema": a copy of G}; G_ema alone: into G). Every tensor is checked (runs.verify) against the networks
+    built first on the meta device, and their memory against the machine's, before anything real is built.
+    ``info``: the run's run.json (in ``run_dir``)."""
+    c = verify.Checker(Path(run_dir or ".") / "run.json")
+    shape, shape_a = c.dims("shape", info.get("shape")), c.dims("shape_a", info.get("shape_a") or [], empty=True)
+    classes = info.get("classes") or []
+    if not isinstance(classes, list):
+        raise c.fail("classes", f"is {verify.describe(classes)}, not a list of class names")
+    args = (cfg.model, shape, len(classes), shape_a)
+    held = ("G", "D", "G_ema") if state.get("G_ema") is not None else ("G", "D")     # all checked, keys loaded
+    try:
+        meta = meta_nets(*args)
+    except UserError as e:
+        raise UserError(f"the config of {run_dir or where} does not build: {e}") from None
+    if meta is not None:
+        verify.nets(where, state, {k: meta[k == "D"].state_dict() for k in held}, cfg.model.name, cfg.ema.enabled)
+        copies = 1 + ("G" in keys and "G_ema" in keys)
+        memory.check(net_bytes(*[meta[0].state_dict()] * copies, meta[1].state_dict()),
+                     f"the networks of {where}", "open it on a machine with more memory")
+    G, D = build_nets(*args)                    # their weights are replaced below
+    if meta is None:
+        verify.nets(where, state, {k: (D if k == "D" else G).state_dict() for k in held}, cfg.model.name,
+                    cfg.ema.enabled)
+    out = {}
+    for k in keys:
+        out[k] = D if k == "D" else G if k == "G" or "G" not in keys else copy.deepcopy(G)
+        out[k].load_state_dict(state[k])
+    return out

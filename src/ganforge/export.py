@@ -30,13 +30,15 @@ from typing import Optional, Union
 
 import torch
 
-from .errors import UserError
-from .runs import atomic, checkpoint, folder
+from . import memory
+from .errors import UserError, shown
+from .runs import atomic, checkpoint, folder, verify
 from .version import __version__
 
 FORMAT = "ganforge-generator"
 FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
+ALTERED = "the file was altered, or not written by ganforge export"
 
 
 # ---------------------------------------------------------------- writing
@@ -49,20 +51,16 @@ def export_generator(run_dir: Union[str, Path], out: Union[str, Path], which: st
     file; ``raw``: the trained G rather than its moving average (runs without EMA always give G)."""
     from safetensors.torch import save
 
-    from .api import load_saved_config
-    from .nets import build_nets
+    from .api import checked_nets, load_saved_config
     run_dir, out = Path(run_dir), atomic.check_out(Path(out), force, (SUFFIX,))
     cfg = load_saved_config(run_dir)
     info = folder.read_info(run_dir)
     ckpt, state = checkpoint.pick(run_dir, which)
     use_ema = not raw and state.get("G_ema") is not None
+    # through the architecture, checked first (runs.verify): the file holds exactly what the config's G takes
+    G = checked_nets(cfg, info, state, ckpt, ("G_ema",) if use_ema else ("G",), run_dir)["G_ema" if use_ema else "G"]
     classes = list(info.get("classes") or [])
-    shape, shape_a = tuple(info["shape"]), tuple(info.get("shape_a", ()))
-    G, _ = build_nets(cfg.model, shape, len(classes), shape_a)
-    try:        # through the architecture: the file holds exactly what the config's G takes
-        G.load_state_dict(state["G_ema"] if use_ema else state["G"])
-    except RuntimeError as e:
-        raise UserError(f"{ckpt} does not fit the config of {run_dir} ({str(e).splitlines()[0][:160]})") from None
+    shape, shape_a = tuple(info["shape"]), tuple(info.get("shape_a") or ())
     meta = {"config": cfg.to_dict(), "shape": list(shape), "classes": classes, "n_classes": int(G.n_classes),
             "z_dim": int(G.z_dim), "step": int(state["step"]), "weights": "ema" if use_ema else "raw",
             "checkpoint": ckpt.name, "run": run_dir.resolve().name, "version": __version__}
@@ -106,33 +104,71 @@ def read_metadata(path: Union[str, Path]) -> dict:
         raise UserError(f"{path} has no readable ganforge metadata (a JSON object under 'ganforge')") from None
     if not isinstance(meta, dict) or not all(k in meta for k in ("config", "shape")):
         raise UserError(f"{path}: its ganforge metadata lacks the config or the data shape")
+    _check_types(path, meta)
     return meta
 
 
-def _rebuild(path: Path, meta: dict):
-    """(config, G) built from the metadata, with fresh weights."""
+def _check_types(path: Path, meta: dict) -> None:
+    """Each metadata entry of the type export writes: one line naming the first that is not."""
+    c = verify.Checker(path, why=ALTERED)
+    c.mapping("metadata.config", meta["config"])
+    c.dims("metadata.shape", meta["shape"])
+    c.dims("metadata.shape_a", meta.get("shape_a") or [], empty=True)
+    classes = meta.get("classes")
+    if classes is not None and (not isinstance(classes, list)
+                                or not all(isinstance(x, (str, int)) and not isinstance(x, bool) for x in classes)):
+        raise c.fail("metadata.classes", f"is {verify.describe(classes)}, not a list of class names")
+    for k in ("n_classes", "z_dim", "step"):
+        if k in meta:
+            c.count(f"metadata.{k}", meta[k])
+    for k in ("weights", "checkpoint", "run", "version"):
+        if k in meta:
+            c.text(f"metadata.{k}", meta[k])
+
+
+def _rebuild(path: Path, meta: dict, on_meta: bool = False):
+    """(config, G, D) built from the metadata, with fresh weights (``on_meta``: on the meta device, shapes
+    without memory; None for G and D where the family cannot build there)."""
+    from .api import meta_nets
     from .config import from_dict
     from .nets import FAMILIES, build_nets
     raw = meta["config"]
-    family = (raw.get("model") or {}).get("name") if isinstance(raw, dict) else None
-    if family not in FAMILIES:
-        raise UserError(f"{path} needs the model family {family!r}, which this ganforge does not have "
+    model = raw.get("model")
+    if not isinstance(model, dict):
+        raise verify.Checker(path, why=ALTERED).fail("metadata.config.model", f"is {verify.describe(model)}, not a dict")
+    family = model.get("name")
+    if not isinstance(family, str) or family not in FAMILIES:
+        raise UserError(f"{path} needs the model family {shown(family)}, which this ganforge does not have "
                         f"(families: {', '.join(FAMILIES)})")
     try:
         cfg = from_dict(raw)
-        G, _ = build_nets(cfg.model, tuple(meta["shape"]), len(meta.get("classes") or ()),
-                          tuple(meta.get("shape_a") or ()))
+        args = (cfg.model, tuple(meta["shape"]), len(meta.get("classes") or ()), tuple(meta.get("shape_a") or ()))
+        G, D = (meta_nets(*args) or (None, None)) if on_meta else build_nets(*args)
     except UserError as e:
         raise UserError(f"the config in {path} does not build here: {e}") from None
-    return cfg, G
+    return cfg, G, D
+
+
+def _header(path: Path) -> dict:
+    """{name: (shape, dtype name)} of the file's tensors, from its header alone (no tensor is read)."""
+    from safetensors import safe_open
+    with safe_open(str(path), framework="pt") as f:
+        return {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()}
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    from safetensors.torch import _TYPES
+    return next((k for k, v in _TYPES.items() if v == dtype), str(dtype))
 
 
 def _check_fit(path: Path, G: torch.nn.Module, tensors: dict) -> None:
-    """One sentence naming the first mismatch between the file's tensors and the architecture."""
+    """One sentence naming the first mismatch between the file's tensors ({name: (shape, dtype name)}, from
+    its header) and the architecture: a missing or extra tensor, a shape, or a dtype (complex, int)."""
     want = G.state_dict()
     missing = [k for k in want if k not in tensors]
     extra = [k for k in tensors if k not in want]
-    shapes = [k for k in want if k in tensors and tuple(want[k].shape) != tuple(tensors[k].shape)]
+    shapes = [k for k in want if k in tensors and tuple(want[k].shape) != tuple(tensors[k][0])]
+    dtypes = [k for k in want if k in tensors and _dtype_name(want[k].dtype) != tensors[k][1]]
     name = G.__class__.__name__
     if missing or extra:
         what = (f"lacks {missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")) if missing \
@@ -141,7 +177,19 @@ def _check_fit(path: Path, G: torch.nn.Module, tensors: dict) -> None:
     if shapes:
         k = shapes[0]
         raise UserError(f"the weights in {path} do not fit the {name} its config builds: {k} is "
-                        f"{tuple(tensors[k].shape)} in the file, {tuple(want[k].shape)} in the network")
+                        f"{tuple(tensors[k][0])} in the file, {tuple(want[k].shape)} in the network")
+    if dtypes:
+        k = dtypes[0]
+        raise UserError(f"the weights in {path} do not fit the {name} its config builds: {k} is "
+                        f"{tensors[k][1]} in the file, {_dtype_name(want[k].dtype)} in the network; {ALTERED}")
+
+
+def _check_values(path: Path, tensors: dict) -> None:
+    """No NaN or Inf in the file's floating tensors."""
+    for k, t in tensors.items():
+        if t.is_floating_point() and t.numel() and (bad := int((~torch.isfinite(t)).sum())):
+            raise UserError(f"the weights in {path} hold NaN or Inf values ({k}: {bad} of {t.numel()}): the "
+                            f"generator had diverged when it was exported, or the file was altered")
 
 
 def load_generator(path: Union[str, Path], device: str = "cpu") -> torch.nn.Module:
@@ -156,11 +204,19 @@ def load_generator(path: Union[str, Path], device: str = "cpu") -> torch.nn.Modu
     from safetensors.torch import load_file
 
     from .device import pick_device
+    from .api import net_bytes
     path = Path(path)
     meta = read_metadata(path)
-    cfg, G = _rebuild(path, meta)
+    header = _header(path)
+    _, G, D = _rebuild(path, meta, on_meta=True)     # sizes first: a file may declare a huge network
+    if G is not None:
+        _check_fit(path, G, header)
+        memory.check(2 * net_bytes(G.state_dict()) + net_bytes(D.state_dict()), f"the generator in {path}",
+                     "open it on a machine with more memory")
+    cfg, G, _ = _rebuild(path, meta)
+    _check_fit(path, G, header)
     tensors = load_file(str(path), device="cpu")
-    _check_fit(path, G, tensors)
+    _check_values(path, tensors)
     G.load_state_dict(tensors)
     G.to(pick_device(device)).eval().requires_grad_(False)
     G.config, G.meta, G.source = cfg, meta, path

@@ -121,6 +121,13 @@ class CycleGame:
     def state_dict(self) -> dict:
         return {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict()}
 
+    def state_spec(self) -> dict:
+        """What load_state_dict takes (runs.verify checks a checkpoint against it): each pool None or up to
+        pool_size fakes of its domain, float32 (A's fakes in pool_a, B's in pool_b)."""
+        from ..runs.verify import Rows
+        a, b = tuple(self.batches.a_data.shape[1:]), tuple(self.batches.b.x.shape[1:])
+        return {"pool_a": {"images": Rows(a, self.pool_a.size)}, "pool_b": {"images": Rows(b, self.pool_b.size)}}
+
     def load_state_dict(self, state: dict) -> None:
         device = next(self.G.parameters()).device
         self.pool_a.load_state_dict(state["pool_a"], device)

@@ -232,6 +232,12 @@ class GANGame:
     def state_dict(self) -> dict:
         return {"d_count": self.d_count, "g_count": self.g_count}
 
+    def state_spec(self) -> dict:
+        """What load_state_dict takes (runs.verify checks a checkpoint against it): two counters, g_count
+        missing in the oldest checkpoints."""
+        from ..runs.verify import Maybe
+        return {"d_count": 0, "g_count": Maybe(0)}
+
     def load_state_dict(self, state: dict) -> None:
         self.d_count = int(state["d_count"])
         self.g_count = int(state.get("g_count", 0))

@@ -5,20 +5,24 @@ optimizer states, counters, the config as a dict) in ``checkpoints/``, named
 ``step-NNNNNNN.pt`` and written through the one atomic write (runs.atomic),
 so a kill at any moment leaves either the old or the new file (the pattern of
 Mimicry and of SQLite's journal). It is read with
-``torch.load(weights_only=True)``, which refuses pickled code.
+``torch.load(weights_only=True)``, which refuses pickled code, and only from
+a regular file (a FIFO would block the reader); what it holds is then checked
+entry by entry against the run (runs.verify) before any of it is used.
 """
 from __future__ import annotations
 
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
 import torch
 
+from .. import memory
 from ..errors import UserError
-from . import atomic
+from . import atomic, regular, verify
 
 FORMAT = 1
 _NAME = re.compile(r"^step-(\d+)\.pt$")
@@ -63,47 +67,54 @@ def _reason(e: Exception) -> str:
 
 
 def load(path: Path, map_location="cpu") -> dict:
+    """A checkpoint file's dict, read without running code; its entries are checked by runs.verify. The file
+    is opened without blocking and checked with fstat first: a FIFO or a folder is one line, never a hang."""
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:
-        empty = os.path.isfile(path) and os.path.getsize(path) == 0
-        why = "an empty file" if empty else f"{type(e).__name__}: {_reason(e)}"
-        if "central directory" in why:         # torch's words for a zip cut short
-            why += "; the file is cut short"
-        raise UserError(f"{path} is not a ganforge checkpoint that loads safely ({why})") from None
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise UserError(f"{path} is not a ganforge checkpoint that loads safely ({e.strerror or e})") from None
+    st = os.fstat(fd)
+    what = regular.describe(st.st_mode)
+    if what:
+        os.close(fd)
+        raise UserError(f"{path} is not a ganforge checkpoint that loads safely ({what}, not a regular file)")
+    with os.fdopen(fd, "rb") as f:
+        memory.check(st.st_size, f"loading {path}", "open it on a machine with more memory")
+        try:
+            with warnings.catch_warnings():     # torch's own (a quantized tensor's deprecation): the checks speak
+                warnings.simplefilter("ignore")
+                state = torch.load(f, map_location=map_location, weights_only=True)
+        except Exception as e:
+            why = "an empty file" if st.st_size == 0 else f"{type(e).__name__}: {_reason(e)}"
+            if "central directory" in why:         # torch's words for a zip cut short
+                why += "; the file is cut short"
+            raise UserError(f"{path} is not a ganforge checkpoint that loads safely ({why})") from None
     if not isinstance(state, dict) or "format" not in state:
         raise UserError(f"{path} is not a ganforge checkpoint (no format field)")
+    if isinstance(state["format"], bool) or not isinstance(state["format"], int) or state["format"] < 1:
+        raise UserError(f"{path}: format is {verify.describe(state['format'])}, not a checkpoint format number "
+                        f"(this version reads 1 to {FORMAT}); {verify.ANOTHER}")
     if state["format"] > FORMAT:
         raise UserError(f"{path} was written by a newer ganforge (checkpoint format {state['format']}, "
                         f"this version reads up to {FORMAT}); upgrade ganforge")
     return state
 
 
-def misfit(path, state: dict, model: str, err: Exception) -> UserError:
-    """The one line for a checkpoint whose weights do not fit the run's model (``model``: the family's name):
-    one written by another family, or by the same family with other sizes; either way another run's file."""
-    saved = state.get("config", {}).get("model", {}) if isinstance(state.get("config"), dict) else {}
-    other = saved.get("name") if isinstance(saved, dict) else None
-    if other and other != model:
-        what = f"holds model {other}, but the run's config.yaml says model {model}"
-    else:
-        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-        what = f"does not fit the run's {model} model ({(lines[1:] or lines or ['?'])[0][:160]})"
-    return UserError(f"{path} {what}: it comes from another run; put back this run's own checkpoint, "
-                     "or train a new run")
-
-
 def _warn(message: str) -> None:
     print(f"ganforge: warning: {message}", file=sys.stderr)
 
 
-def latest(folder: Path, map_location="cpu", warn=_warn) -> Optional[tuple[Path, dict]]:
-    """The newest checkpoint that loads, or None when there is none at all. Newer files that do not load
-    are named in one warning; when files exist and none loads, a UserError names the newest and why."""
+def latest(folder: Path, map_location="cpu", warn=_warn, check=None) -> Optional[tuple[Path, dict]]:
+    """The newest checkpoint that loads (and passes ``check(path, state)``, which raises UserError when given:
+    the guard's rollback skips a checkpoint with NaN weights), or None when there is none at all. Newer
+    files that do not load are named in one warning; when files exist and none loads, a UserError names the
+    newest and why."""
     refused = []
     for p in reversed(list_checkpoints(folder)):
         try:
             found = p, load(p, map_location)
+            if check is not None:
+                check(p, found[1])
         except UserError as e:
             refused.append(str(e))
             continue

@@ -124,7 +124,12 @@ class Guard:
         if g.nonfinite == "skip":
             trainer.say(f"step {trainer.step}: {what}; update skipped {tally}")
             return False
-        found = checkpoint.latest(trainer.run_dir / "checkpoints", map_location="cpu") if newest else None
+        try:        # never onto a checkpoint that does not pass the checks (NaN weights): the newest that does
+            found = checkpoint.latest(trainer.run_dir / "checkpoints", map_location="cpu", warn=trainer.warn,
+                                      check=trainer.check_state) if newest else None
+        except UserError as e:
+            raise Diverged(f"stopped at step {trainer.step}: {what}, and there is no checkpoint to roll back to: "
+                           f"{e}") from None
         state = found[1] if found else self.start_state
         failures, scale = self.failures, self.lr_scale * g.lr_factor
         at = trainer.step

@@ -28,11 +28,11 @@ import torch
 from ..config import Config
 from ..data import load_dataset
 from ..errors import DISK_ERRORS, UserError
-from ..runs import atomic, checkpoint, folder
+from ..runs import atomic, checkpoint, folder, verify
 from ..runs.metrics_log import MetricsLog
 from ..version import __version__
 from ..viz.grid import grid, png_bytes
-from . import build
+from . import budget, build
 from .ema import EMA
 from .evaluation import Evaluation
 from .guard import Guard
@@ -50,6 +50,7 @@ class Trainer:
         self.precision = Precision(cfg.precision, self.device, check)
         self.data = load_dataset(cfg.data)
         self.data_print = self.data.fingerprint()
+        budget.check_run(cfg, self.data, self.device)      # before any net or batch is allocated
         self.G, self.D = build.nets(cfg, self.data, self.dist, self.device)
         self.opt_g = build.make_optimizer(self.G.parameters(), cfg.optim.g)
         self.opt_d = build.make_optimizer(self.D.parameters(), cfg.optim.d)
@@ -117,14 +118,20 @@ class Trainer:
             s["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         return s
 
+    def check_state(self, where, s: dict) -> None:
+        """Every entry of a loaded checkpoint against this run's own state (runs.verify), before any is used."""
+        template = self.state_dict()
+        template["game"] = getattr(self.game, "state_spec", self.game.state_dict)()
+        verify.training_state(where, s, template, {"opt_g": self.opt_g, "opt_d": self.opt_d}, self.cfg.model.name,
+                              self.device)
+
     def load_state_dict(self, s: dict, where="the checkpoint") -> None:
-        try:
-            self.G.load_state_dict(s["G"])
-            self.D.load_state_dict(s["D"])
-            if self.ema and s.get("G_ema") is not None:
-                self.ema.module.load_state_dict(s["G_ema"])
-        except RuntimeError as e:
-            raise checkpoint.misfit(where, s, self.cfg.model.name, e) from None
+        """The trainer set to a checkpoint's state, every entry checked first (check_state)."""
+        self.check_state(where, s)
+        self.G.load_state_dict(s["G"])
+        self.D.load_state_dict(s["D"])
+        if self.ema and s.get("G_ema") is not None:
+            self.ema.module.load_state_dict(s["G_ema"])
         self.opt_g.load_state_dict(s["opt_g"])
         self.opt_d.load_state_dict(s["opt_d"])
         self.batches.load_state_dict(s["batches"])
@@ -146,7 +153,7 @@ class Trainer:
         found = checkpoint.latest(self.run_dir / "checkpoints", map_location="cpu")
         if found is None:
             return False
-        self.load_state_dict(found[1], found[0])
+        self.load_state_dict(found[1], found[0])         # checked first: a mismatch is one line naming the entry
         then = found[1].get("data")            # None: a checkpoint written before fingerprints
         if then is not None and then != self.data_print and self.dist.main:
             n0, n1 = then.get("n"), self.data_print["n"]
