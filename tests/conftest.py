@@ -69,3 +69,34 @@ def tiny_dcgan():
 def assert_same_nets(a, b, nets=("G", "D", "G_ema")):
     """Two loaded runs (api.Run) hold bit-identical weights and buffers in each of ``nets``."""
     assert_same_tensors({n: getattr(a, n).state_dict() for n in nets}, {n: getattr(b, n).state_dict() for n in nets})
+
+
+def one_line(capsys, code, *words):
+    """The command exited 2 with exactly one line, ``ganforge: error: ...``, naming each of ``words``."""
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("ganforge: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    for w in words:
+        assert str(w) in err, (w, err)
+    return err
+
+
+def rewrite_generator(src, dst, meta_edit=None, tensor_edit=None, header_edit=None):
+    """A copy of an exported generator file with its ganforge metadata, tensors or header changed."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+    tensors = load_file(str(src))
+    with safe_open(str(src), framework="pt") as f:
+        header = dict(f.metadata())
+    meta = json.loads(header["ganforge"])
+    if meta_edit:
+        meta_edit(meta)
+    if tensor_edit:
+        tensor_edit(tensors)
+    header["ganforge"] = json.dumps(meta)
+    if header_edit:
+        header_edit(header)
+    save_file(tensors, str(dst), metadata=header)
+    return dst

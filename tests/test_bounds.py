@@ -14,18 +14,9 @@ import pytest
 from ganforge import memory
 from ganforge.cli import main
 
-from conftest import run_cli
+from conftest import one_line, run_cli
 
 GB = 1e9
-
-
-def one_line(capsys, code, *words):
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.startswith("ganforge: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    for w in words:
-        assert str(w) in err, (w, err)
-    return err
 
 
 @pytest.fixture

@@ -13,15 +13,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 
 import ganforge
 from ganforge.cli import main
 from ganforge.errors import UserError
 from ganforge.runs import checkpoint
 
-from conftest import ganforge_cmd
+from conftest import ganforge_cmd, one_line, rewrite_generator
 
 W = "net.0.weight"
 
@@ -58,15 +56,6 @@ def setter(*path, value):
             d = d[k]
         d[path[-1]] = value(d[path[-1]]) if callable(value) else value
     return edit
-
-
-def one_line(capsys, code, *words):
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.startswith("ganforge: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    for w in words:
-        assert str(w) in err, (w, err)
-    return err
 
 
 def snapshot(folder: Path) -> dict:
@@ -306,20 +295,6 @@ def test_a_checkpoint_that_is_a_fifo_or_a_directory(ring, tmp_path, capsys):
 
 # ---------------------------------------------------------------- generator files
 
-def rewrite(src, dst, meta_edit=None, tensor_edit=None):
-    tensors = load_file(str(src))
-    with safe_open(str(src), framework="pt") as f:
-        header = dict(f.metadata())
-    meta = json.loads(header["ganforge"])
-    if meta_edit:
-        meta_edit(meta)
-    if tensor_edit:
-        tensor_edit(tensors)
-    header["ganforge"] = json.dumps(meta)
-    save_file(tensors, str(dst), metadata=header)
-    return dst
-
-
 GEN_CASES = {
     "shape-strings": ({"meta_edit": lambda m: m.update(shape=["a", "b"])},
                       "metadata.shape is ['a', 'b'], not a list of one to three positive integers"),
@@ -341,7 +316,7 @@ GEN_CASES = {
 @pytest.mark.parametrize("case", list(GEN_CASES))
 def test_a_generator_file_with_wrong_contents_is_one_line(generator, tmp_path, case):
     edit, words = GEN_CASES[case]
-    bad = rewrite(generator, tmp_path / "bad.safetensors", **edit)
+    bad = rewrite_generator(generator, tmp_path / "bad.safetensors", **edit)
     with pytest.raises(UserError) as e:
         ganforge.load_generator(bad)
     assert "\n" not in str(e.value) and str(bad) in str(e.value) and words in str(e.value), str(e.value)
@@ -386,7 +361,7 @@ def _wide_dcgan(m):
 def test_a_generator_file_declaring_a_giant_network_is_refused_before_allocating(generator, tmp_path, edit, words):
     """Metadata that declares a network of 80 GB to 30 TB over the toy's few tensors: before, load_generator
     built the network first and died allocating it (in a process limited to 6 GB here)."""
-    bad = rewrite(generator, tmp_path / "giant.safetensors", meta_edit=edit)
+    bad = rewrite_generator(generator, tmp_path / "giant.safetensors", meta_edit=edit)
     r = limited("load", bad)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert str(bad) in r.stderr and words in r.stderr, r.stderr

@@ -8,14 +8,14 @@ import shutil
 import pytest
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 import ganforge
 from ganforge.cli import main
 from ganforge.errors import UserError
 from ganforge.runs import checkpoint
 
-from conftest import assert_same_tensors
+from conftest import assert_same_tensors, one_line, rewrite_generator
 
 SMALL_P2P = ["model=pix2pix", "model.g_width=8", "model.d_width=8", "model.d_layers=1", "batch_size=8",
              "log.samples_every=100", "eval.metrics=none", "log.progress=off"]
@@ -42,15 +42,6 @@ def conditional_dcgan(tmp_path_factory):
 
 def export(run, out, *flags):
     return main(["export", str(run), "--out", str(out), *map(str, flags)])
-
-
-def one_line(capsys, code, *words):
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.startswith("ganforge: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    for w in words:
-        assert str(w) in err, (w, err)
-    return err
 
 
 # ---------------------------------------------------------------- round trips
@@ -146,22 +137,6 @@ def test_pix2pix_round_trip_and_translate(tmp_path):
 
 # ---------------------------------------------------------------- files that are not what they claim
 
-def _rewrite(src, dst, meta_edit=None, tensor_edit=None, header_edit=None):
-    tensors = load_file(str(src))
-    with safe_open(str(src), framework="pt") as f:
-        header = dict(f.metadata())
-    meta = json.loads(header["ganforge"])
-    if meta_edit:
-        meta_edit(meta)
-    if tensor_edit:
-        tensor_edit(tensors)
-    header["ganforge"] = json.dumps(meta)
-    if header_edit:
-        header_edit(header)
-    save_file(tensors, str(dst), metadata=header)
-    return dst
-
-
 def _set_model(**kw):
     return lambda meta: meta["config"]["model"].update(kw)
 
@@ -181,7 +156,7 @@ def _set_model(**kw):
 def test_files_that_do_not_fit_give_one_sentence(ring, tmp_path, edit, words):
     good = tmp_path / "G.safetensors"
     assert export(ring, good) == 0
-    bad = _rewrite(good, tmp_path / "bad.safetensors", **edit)
+    bad = rewrite_generator(good, tmp_path / "bad.safetensors", **edit)
     with pytest.raises(UserError) as e:
         ganforge.load_generator(bad)
     msg = str(e.value)
