@@ -18,6 +18,7 @@ from torch import Tensor
 
 from .features import Extractor
 from .fid import FeatureStats
+from .finite import require_finite
 
 Source = Union[Tensor, Callable[[int, int], Tensor]]
 
@@ -69,6 +70,7 @@ def extract(extractor: Extractor, source: Source, n: int, batch: int = 64, keep_
         x = source[start:start + count] if isinstance(source, Tensor) else source(start, count)
         f, lg = extractor(x.to(device, torch.float32))
         f = f.float().cpu()
+        require_finite(f, f"the {extractor.name} features of samples {start} to {start + count - 1}")
         if stats is None:
             stats = FeatureStats(f.shape[1])
         stats.update(f)
@@ -77,6 +79,7 @@ def extract(extractor: Extractor, source: Source, n: int, batch: int = 64, keep_
         if keep_logits:
             if lg is None:
                 raise ValueError(f"the {extractor.name} extractor has no logits")
+            require_finite(lg, f"the {extractor.name} logits of samples {start} to {start + count - 1}")
             logits.append(lg.float().cpu())
         bar.update(start + count)
     if stats is None:

@@ -19,6 +19,7 @@ from typing import Union
 
 import torch
 
+from .finite import require_finite
 from .gram import congruence_lower, gram
 
 Array = Union[torch.Tensor, "FeatureStats"]
@@ -92,6 +93,8 @@ def frechet_distance(mu1: torch.Tensor, s1: torch.Tensor, mu2: torch.Tensor, s2:
 
 def fid(a: Array, b: Array) -> float:
     """FID between two feature sets, given as (N, D) tensors or ``FeatureStats``."""
+    for x, what in ((a, "FID's first features"), (b, "FID's second features")):
+        require_finite(x.mean if isinstance(x, FeatureStats) else x, what)
     sa = a if isinstance(a, FeatureStats) else FeatureStats.of(a)
     sb = b if isinstance(b, FeatureStats) else FeatureStats.of(b)
     return frechet_distance(sa.mean, sa.cov, sb.mean, sb.cov)

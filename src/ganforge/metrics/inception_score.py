@@ -16,9 +16,12 @@ from typing import Optional
 
 import torch
 
+from .finite import require_finite
+
 
 def inception_score(logits: torch.Tensor, splits: int = 10, seed: Optional[int] = None) -> dict:
     """{'mean', 'std', 'splits'} from (N, C) logits (unnormalized log-probabilities); ``seed``: shuffle first."""
+    require_finite(logits, "the Inception Score's logits")
     logp = torch.log_softmax(logits.to(torch.float64), dim=1)
     if seed is not None:
         logp = logp[torch.randperm(logp.shape[0], generator=torch.Generator().manual_seed(seed))]

@@ -24,6 +24,8 @@ from typing import Optional
 
 import torch
 
+from .finite import require_finite
+
 
 def polynomial_kernel(x: torch.Tensor, y: torch.Tensor, degree: int = 3, coef: float = 1.0) -> torch.Tensor:
     return (x @ y.T / x.shape[1] + coef) ** degree
@@ -77,6 +79,8 @@ def kid(a: torch.Tensor, b: torch.Tensor, subsets: int = 100, subset_size: int =
     fast) agrees with float64 to ~1e-7 relative."""
     a = a.reshape(a.shape[0], -1)
     b = b.reshape(b.shape[0], -1)
+    require_finite(a, "KID's first features")
+    require_finite(b, "KID's second features")
     size = min(subset_size, a.shape[0], b.shape[0])
     if size < 2:
         raise ValueError("KID needs at least 2 samples in each set")

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import torch
 
+from .finite import require_finite
+
 BLOCK = 2048
 
 
 def _flat(x: torch.Tensor) -> torch.Tensor:
+    require_finite(x, "the features of precision, recall, density or coverage")
     return x.reshape(x.shape[0], -1).to(torch.float64)
 
 
