@@ -1,6 +1,6 @@
-"""Issue 24, item 7: every metric refuses NaN and Inf in its inputs with one clear error, instead of an
+"""Issue 24, items 5 and 7: every metric refuses NaN and Inf in its inputs with one clear error, instead of an
 eigensolver failure (FID), NaN (KID, IS) or normal-looking wrong numbers (precision, recall, density,
-coverage)."""
+coverage); KID prints its subsets beside it and says when they had to shrink."""
 import pytest
 import torch
 
@@ -49,3 +49,20 @@ def test_the_evaluator_names_the_samples_whose_features_are_not_finite(tmp_path,
                    Settings(metrics=("fid", "kid", "pr"), features=_Tiny(), kid_subsets=5, kid_size=50, batch=64))
     with pytest.raises(UserError, match=r"features of samples 64 to 127: 1 of 64 rows hold NaN or Inf"):
         ev(fake, 150)
+
+
+def test_kid_says_when_its_subsets_hold_every_sample(tmp_path, capsys):
+    import numpy as np
+
+    from ganforge.cli import main
+    rng = np.random.default_rng(0)
+    for name, scale in (("real", 1.0), ("fake", 0.8)):
+        np.savez(tmp_path / f"{name}.npz", x=(rng.random((300, 28, 28)) * scale).astype(np.float32))
+    args = ["eval", "--real", str(tmp_path / "real.npz"), "--fake", str(tmp_path / "fake.npz"), "--metrics", "kid",
+            "--features", "mnist", "--kid-subsets", "20"]
+    assert main([*args, "--out", str(tmp_path / "a.json")]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("KID"))
+    assert "± 0.000000  (20 subsets of 300; 1000 asked, but only 300 samples: every subset holds all of them" in line
+    assert main([*args, "--kid-size", "100", "--out", str(tmp_path / "b.json")]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("KID"))
+    assert line.endswith("(20 subsets of 100)") and "± 0.000000" not in line

@@ -31,7 +31,18 @@ def _kid(inp: Inputs) -> dict:
     s = inp.settings
     size = min(s.kid_size, inp.n, inp.real.n)
     k = kid(inp.fake.features, inp.real.features, s.kid_subsets, size, seed=s.seed)
-    return {"value": k["mean"], "std": k["std"], "subsets": s.kid_subsets, "subset_size": size}
+    return {"value": k["mean"], "std": k["std"], "subsets": s.kid_subsets, "subset_size": size,
+            "subset_size_asked": s.kid_size}
+
+
+def _kid_rows(e: dict) -> list:
+    """KID ± its spread over subsets, with the subsets beside it; a subset that had to shrink to the smaller
+    set (300 vs 300 with --kid-size 1000) holds all of it, so the ± says nothing, and the line says so."""
+    text = f"{_pm(e, 6)}  ({e['subsets']} subsets of {e['subset_size']}"
+    if e.get("subset_size_asked", e["subset_size"]) > e["subset_size"]:
+        text += (f"; {e['subset_size_asked']} asked, but only {e['subset_size']} samples: every subset holds all of "
+                 "them, so the ± does not show their sampling; evaluate more samples")
+    return [("KID", text + ")")]
 
 
 def _is(inp: Inputs) -> dict:
@@ -84,7 +95,7 @@ def _pm(entry: dict, digits: int) -> str:
 for record in (
     Metric("fid", "FID", (Score("fid", True, "FID"), Score("fid_ba", True, "FID (B -> A)", best=False)), _fid,
            needs=frozenset({"stats"}), in_auto=IMAGES, rows=lambda e: [("FID", f"{e['value']:.4f}")]),
-    Metric("kid", "KID", (Score("kid", True, "KID"),), _kid, in_auto=IMAGES, rows=lambda e: [("KID", _pm(e, 6))]),
+    Metric("kid", "KID", (Score("kid", True, "KID"),), _kid, in_auto=IMAGES, rows=_kid_rows),
     Metric("is", "the Inception Score", (Score("is", False, "Inception score"),), _is, needs=frozenset({"logits"}),
            kinds=frozenset({"image"}), in_auto=IMAGES, rows=lambda e: [("IS", _pm(e, 4))],
            applies=lambda kind, digits: "the Inception Score needs class logits of images; toy data have none"
