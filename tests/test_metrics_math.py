@@ -119,8 +119,9 @@ def brute_prdc(real, fake, k_pr, k_dc):
     inside = lambda p, s, r: [float(torch.dist(p, c)) <= rc for c, rc in zip(s, r)]  # noqa: E731
     precision = np.mean([any(inside(f, real, rr)) for f in fake])
     recall = np.mean([any(inside(r, fake, fr)) for r in real])
-    density = sum(sum(inside(f, real, rd)) for f in fake) / (k_dc * len(fake))
-    coverage = np.mean([min(float(torch.dist(r, f)) for f in fake) <= rc for r, rc in zip(real, rd)])
+    strictly = lambda p, s, r: [float(torch.dist(p, c)) < rc for c, rc in zip(s, r)]  # noqa: E731
+    density = sum(sum(strictly(f, real, rd)) for f in fake) / (k_dc * len(fake))            # Naeem et al.: a
+    coverage = np.mean([min(float(torch.dist(r, f)) for f in fake) < rc for r, rc in zip(real, rd)])  # ball's edge is out
     return precision, recall, density, coverage
 
 
@@ -134,7 +135,17 @@ def test_prdc_equal_brute_force():
     assert (dc["density"], dc["coverage"]) == pytest.approx((d, c), abs=1e-12)
     same = precision_recall(real, real.clone())
     assert same["precision"] == same["recall"] == 1.0
-    assert density_coverage(real, real.clone())["coverage"] == 1.0
+    assert density_coverage(real, real.clone()) == {"density": 1.0, "coverage": 1.0, "k": 5}    # not (k+1)/k
+
+
+def test_density_and_coverage_equal_the_official_prdc_on_the_same_features(capsys):
+    prdc = pytest.importorskip("prdc")
+    g = torch.Generator().manual_seed(7)
+    real = torch.randn(300, 16, generator=g, dtype=torch.float64)
+    for fake in (torch.randn(250, 16, generator=g, dtype=torch.float64) * 0.8 + 0.2, real.clone()):
+        ref = prdc.compute_prdc(real.numpy(), fake.numpy(), nearest_k=5)
+        ours = density_coverage(real, fake, k=5)
+        assert (ours["density"], ours["coverage"]) == pytest.approx((ref["density"], ref["coverage"]), abs=1e-12)
 
 
 def test_block_gram_equals_the_plain_product():

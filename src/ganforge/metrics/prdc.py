@@ -55,7 +55,7 @@ def density_coverage(real: torch.Tensor, fake: torch.Tensor, k: int = 5) -> dict
     radii = knn_radii(real, k)
     hits, covered = 0, 0
     for i in range(0, real.shape[0], BLOCK):            # one pass over real-fake distances serves both
-        inside = torch.cdist(real[i:i + BLOCK], fake) <= radii[i:i + BLOCK, None]
+        inside = torch.cdist(real[i:i + BLOCK], fake) < radii[i:i + BLOCK, None]     # strictly: the paper, prdc
         hits += int(inside.sum())
         covered += int(inside.any(1).sum())
     return {"density": hits / (k * fake.shape[0]), "coverage": covered / real.shape[0], "k": k}
