@@ -95,7 +95,7 @@ def test_layout_is_the_weights_files(layout):
 def test_matches_torch_fidelity(fidelity, weights, legacy):
     if fidelity is None:
         pytest.skip("torch-fidelity is not installed (pip install --no-deps torch-fidelity==0.4.0) to compare against")
-    theirs = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits"],
+    theirs = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
                                                   feature_extractor_weights_path=str(weights))
     g = torch.Generator().manual_seed(1)
     u = torch.randint(0, 256, (2, 3, 53, 71), dtype=torch.uint8, generator=g)       # up-scaled, non-square
@@ -185,3 +185,35 @@ def test_unfit_weights_files(tmp_path, monkeypatch):
     # a module's own state_dict (with num_batches_tracked, wrapped in "state_dict", "module." prefixes) loads
     torch.save({"state_dict": {"module." + k: v for k, v in net.state_dict().items()}}, tmp_path / "ok.pth")
     assert inc.build_inception(weights=str(tmp_path / "ok.pth")).weights_hash == file_hash(tmp_path / "ok.pth")
+
+
+def _fidelity_isc():
+    """torch-fidelity's isc_features_to_metric, read from its metric_isc.py (whose module imports torchvision)."""
+    import ast
+    from importlib import metadata
+
+    import numpy as np
+    try:           # located through the distribution: the tests' shim replaces the torch_fidelity package
+        src = metadata.distribution("torch-fidelity").locate_file("torch_fidelity/metric_isc.py").read_text()
+    except (metadata.PackageNotFoundError, OSError):
+        pytest.skip("torch-fidelity is not installed (pip install --no-deps torch-fidelity==0.4.0) to compare against")
+    fn = next(n for n in ast.parse(src).body if isinstance(n, ast.FunctionDef) and n.name == "isc_features_to_metric")
+    names = {"np": np, "torch": torch, "KEY_METRIC_ISC_MEAN": "mean", "KEY_METRIC_ISC_STD": "std"}
+    exec(compile(ast.Module([fn], []), "torch_fidelity/metric_isc.py", "exec"), names)
+    return names["isc_features_to_metric"]
+
+
+def test_inception_score_equals_torch_fidelitys_on_the_unbiased_logits(weights, legacy):
+    """Issue 24, item 3: IS reads pool3 · Wᵀ without fc's bias, as torch-fidelity does (its 'logits_unbiased')."""
+    from ganforge.metrics import inception_score
+    isc = _fidelity_isc()
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(6, 3, 40, 40, generator=g) * 2 - 1
+    with torch.no_grad():
+        feats, logits = legacy(x)
+    fc = torch.load(weights, weights_only=True)
+    assert torch.allclose(logits, feats @ fc["fc.weight"].T, rtol=0, atol=1e-5)       # no bias
+    assert not torch.allclose(logits, feats @ fc["fc.weight"].T + fc["fc.bias"], atol=1e-3)
+    many = torch.randn(600, 1008, generator=g, dtype=torch.float64) * 3                # IS itself, same logits
+    theirs, ours = isc(many, splits=10, shuffle=False), inception_score(many, splits=10)
+    assert ours["mean"] == pytest.approx(theirs["mean"], rel=1e-6) and ours["std"] == pytest.approx(theirs["std"], rel=1e-6)

@@ -23,7 +23,8 @@ BatchNorm's ``num_batches_tracked`` counters may be in the file or not).
 ganforge never downloads it: :func:`find_weights` says where it is looked for.
 
 Features are the 2,048-d global average pool after Mixed_7c ("pool3");
-logits are the 1,008 outputs of ``fc``.
+logits are the 1,008 outputs of ``fc`` without its bias (pool3 · Wᵀ: what the Inception Score reads in
+its original code, torch-fidelity and torchmetrics).
 
 Preparation (``protocol``), for ganforge's float images in [-1, 1]:
 
@@ -258,7 +259,9 @@ class InceptionV3(Extractor):
                       self.Mixed_6d, self.Mixed_6e, self.Mixed_7a, self.Mixed_7b, self.Mixed_7c):
             x = block(x)                                                            # ... 8x8x2048
         feats = F.adaptive_avg_pool2d(x, 1).flatten(1)                              # pool3
-        return feats.float(), self.fc(feats).float()
+        # the logits without fc's bias (pool3 · Wᵀ), as the Inception Score's original code, torch-fidelity
+        # ('logits_unbiased') and torchmetrics compute it
+        return feats.float(), (feats @ self.fc.weight.T).float()
 
 
 def find_weights(weights=None) -> Path:
