@@ -87,7 +87,7 @@ def test_kid_averages_mmd_over_its_subsets():
     v = [mmd2_unbiased(a[i], b[j]) for i, j in idx]
     assert r["mean"] == pytest.approx(float(np.mean(v)), rel=1e-12)
     assert r["std"] == pytest.approx(float(np.std(v)), rel=1e-9)
-    fast = kid(a, b, subsets=7, subset_size=100, seed=9)                # float32 dot products, float64 sums
+    fast = kid(a, b, subsets=7, subset_size=100, seed=9, dtype=torch.float32)     # float32 products, float64 sums
     assert fast["mean"] == pytest.approx(r["mean"], rel=1e-6)
     # whole-set blocks (several row blocks, symmetric halves mirrored) equal the per-subset sums
     big_a, big_b = torch.randn(5000, 8, generator=g, dtype=torch.float64), torch.randn(4500, 8, generator=g, dtype=torch.float64)
@@ -98,6 +98,37 @@ def test_kid_averages_mmd_over_its_subsets():
     assert r["subsets"] == 7 and r["subset_size"] == 100
     same = kid(a, torch.randn(300, 16, generator=g), subsets=20, subset_size=100)   # same law: unbiased, near 0
     assert abs(same["mean"]) < r["mean"] / 20
+
+
+def _fidelity_kid():
+    """torch-fidelity's mmd2 and kernel_poly, read from its metric_kid.py (whose module imports torchvision)."""
+    import ast
+    from importlib import metadata
+    try:
+        src = metadata.distribution("torch-fidelity").locate_file("torch_fidelity/metric_kid.py").read_text()
+    except (metadata.PackageNotFoundError, OSError):
+        pytest.skip("torch-fidelity is not installed (pip install --no-deps torch-fidelity==0.4.0) to compare against")
+    fns = [n for n in ast.parse(src).body if isinstance(n, ast.FunctionDef) and n.name in ("mmd2", "kernel_poly")]
+    names = {"np": np, "vassert": lambda ok, why: None, "get_kwarg": lambda k, kw: kw[k]}
+    exec(compile(ast.Module(fns, []), "torch_fidelity/metric_kid.py", "exec"), names)
+    return names["mmd2"], names["kernel_poly"]
+
+
+def test_kid_of_features_far_from_the_origin_equals_torch_fidelitys_float64():
+    """Issue 24, item 2: float32 features with 1,000 added (the cubic kernel's terms reach 1e18) were 8.6-12.7%
+    off torch-fidelity's float64 value; KID now multiplies in float64."""
+    mmd2, kernel_poly = _fidelity_kid()
+    g = torch.Generator().manual_seed(11)
+    a = torch.randn(400, 64, generator=g) + 1e3                        # float32, as extractors give them
+    b = torch.randn(400, 64, generator=g) * 1.2 + 1e3
+    idx = kid_subsets(400, 400, 10, 200, 4)
+    kw = {"kid_kernel_poly_degree": 3, "kid_kernel_poly_gamma": None, "kid_kernel_poly_coef0": 1}
+    x, y = a.double().numpy(), b.double().numpy()
+    ref = [mmd2(kernel_poly(x[i], x[i], **kw), kernel_poly(x[i], y[j], **kw), kernel_poly(y[j], y[j], **kw))
+           for i, j in ((i.numpy(), j.numpy()) for i, j in idx)]
+    ours = kid(a, b, index=idx)
+    assert ours["mean"] == pytest.approx(float(np.mean(ref)), rel=1e-6)
+    assert ours["std"] == pytest.approx(float(np.std(ref)), rel=1e-6)
 
 
 def test_inception_score_closed_forms():
