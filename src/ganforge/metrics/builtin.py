@@ -31,17 +31,18 @@ def _kid(inp: Inputs) -> dict:
     s = inp.settings
     size = min(s.kid_size, inp.n, inp.real.n)
     k = kid(inp.fake.features, inp.real.features, s.kid_subsets, size, seed=s.seed)
-    return {"value": k["mean"], "std": k["std"], "subsets": s.kid_subsets, "subset_size": size,
-            "subset_size_asked": s.kid_size}
+    return {"value": k["mean"], "std": k["std"], "subsets": s.kid_subsets, "subset_size": size}
 
 
 def _kid_rows(e: dict) -> list:
-    """KID ± its spread over subsets, with the subsets beside it; a subset that had to shrink to the smaller
-    set (300 vs 300 with --kid-size 1000) holds all of it, so the ± says nothing, and the line says so."""
+    """KID ± its spread over subsets, with the subsets beside it; a subset as large as the smaller set (300 vs
+    300 with --kid-size 1000) holds all of it in every subset, so the ± says nothing of its sampling, and the
+    line says so."""
     text = f"{_pm(e, 6)}  ({e['subsets']} subsets of {e['subset_size']}"
-    if e.get("subset_size_asked", e["subset_size"]) > e["subset_size"]:
-        text += (f"; {e['subset_size_asked']} asked, but only {e['subset_size']} samples: every subset holds all of "
-                 "them, so the ± does not show their sampling; evaluate more samples")
+    smaller = min(e.get("n_fake", float("inf")), e.get("n_real", float("inf")))
+    if e["subset_size"] >= smaller:
+        text += (f": every subset holds all {e['subset_size']} samples of the smaller set, so the ± does not show "
+                 "their sampling; evaluate more samples, or lower --kid-size")
     return [("KID", text + ")")]
 
 
