@@ -16,7 +16,6 @@ the log is read in bounded chunks and a line may be at most LINE bytes.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -29,6 +28,7 @@ from ..report.diagnose import diagnose
 from ..metrics import registry
 from ..report.page import TRAINING, charts, final_metrics, findings_html, last_table, spread
 from ..runs.folder import sample_files
+from ..runs.metrics_log import parse
 from .files import config_dict, inside, is_folder, is_regular, open_regular, read_regular
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -90,22 +90,6 @@ def open_sample(root: Path, name: str, file: str) -> tuple[BinaryIO, os.stat_res
     return opened
 
 
-def parse_row(line: bytes) -> Optional[dict]:
-    """One metrics line as a row the report can draw, or None when it is damaged."""
-    try:
-        rec = json.loads(line)
-    except (ValueError, UnicodeDecodeError, RecursionError):      # ValueError: JSON's, and ints past 4300 digits
-        return None
-    if not isinstance(rec, dict):
-        return None
-    step = rec.get("step")
-    if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step < BIG:
-        return None
-    if any(isinstance(v, int) and not -BIG < v < BIG for v in rec.values()):
-        return None
-    return rec
-
-
 class RunWatcher:
     """Reads a run folder incrementally; ``poll()`` answers the page's update, or None when nothing changed."""
 
@@ -151,7 +135,7 @@ class RunWatcher:
         for line in lines:
             if not line.strip():
                 continue
-            rec = parse_row(line) if len(line) <= LINE else None
+            rec = parse(line) if len(line) <= LINE else None
             if rec is None:
                 self.skipped += 1
             else:
