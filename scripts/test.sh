@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 python3 -m pip install -q torch==2.13.0
 python3 -m pip install -q -e '.[test]'
 python3 -m pip install -q --no-deps torch-fidelity==0.4.0     # reference for the Inception features (no torchvision)
+# references of the other feature spaces and of clean-fid's resize, test-only and without their dependencies
+python3 -m pip install -q --no-deps clean-fid==0.1.35 dinov2==0.0.1.dev2 open_clip_torch==3.3.0
 # the browser tests drive Debian's headless Chromium (tests/test_browser.py: skipped without it, failed under CI)
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
     sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"

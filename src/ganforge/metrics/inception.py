@@ -35,10 +35,13 @@ Preparation (``protocol``), for ganforge's float images in [-1, 1]:
   (``align_corners=False`` without half-pixel centres, no antialiasing), the
   resize torch-fidelity reproduces (``interpolate_bilinear_2d_like_tensorflow1x``),
   so features match torch-fidelity's;
-- ``clean``: resized with antialiased bicubic interpolation instead, as
-  clean-fid (Parmar et al., "On Aliased Resizing and Surprising Subtleties in
-  GAN Evaluation", CVPR 2022) argues for; numbers are not comparable to
-  ``legacy-tf`` ones;
+- ``clean``: clean-fid's clean mode (Parmar et al., "On Aliased Resizing and
+  Surprising Subtleties in GAN Evaluation", CVPR 2022): PIL's bicubic resize
+  of each channel as a float image, then clipped to [0, 255]. Torch's
+  antialiased bicubic (a = -0.5, the window cut at the border and
+  renormalised) is PIL's filter; computed in float64 it matches clean-fid's
+  ``make_resizer("PIL", False, "bicubic", (299, 299))`` to 2e-5 of 255 (PIL
+  keeps float32). Numbers are not comparable to ``legacy-tf`` ones;
 - then normalised to [-1, 1] as the graph does: ``(p - 128) / 128``.
 """
 from __future__ import annotations
@@ -61,7 +64,7 @@ URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" +
 ENV_VAR = "GANFORGE_INCEPTION_WEIGHTS"
 PROTOCOLS = {
     "legacy-tf": "legacy-tf: bilinear to 299 as TF1 (align_corners=False, no antialias), [-1,1]",
-    "clean": "clean: bicubic antialiased to 299 (clean-fid), [-1,1]",
+    "clean": "clean: bicubic antialiased to 299 and clipped to [0,255] (clean-fid clean mode), [-1,1]",
 }
 
 
@@ -244,7 +247,8 @@ class InceptionV3(Extractor):
             if self.resize == "legacy-tf":
                 x = resize_tf1_bilinear(x, SIZE)
             else:
-                x = F.interpolate(x, size=(SIZE, SIZE), mode="bicubic", antialias=True, align_corners=False)
+                x = F.interpolate(x.double(), size=(SIZE, SIZE), mode="bicubic", antialias=True,
+                                  align_corners=False).clamp(0.0, 255.0).float()   # clean-fid clips the overshoot
         return (x - 128.0) / 128.0
 
     def forward(self, x: Tensor) -> tuple[Tensor, Optional[Tensor]]:
