@@ -1,4 +1,4 @@
-"""Speed and accuracy of ganforge's FID and KID against torchmetrics on the same features, and extractor throughput.
+"""Speed and accuracy of ganforge's FID, KID and CMMD against reference code on the same features, and extractor throughput.
 
     python benchmarks/metrics.py                 # 10,000 vs 10,000 features of 2,048 dimensions
     python benchmarks/metrics.py --n 2000 --no-extractors
@@ -10,7 +10,10 @@ statistics (sums and outer products in float64, as its
 FrechetInceptionDistance keeps them) + its _compute_fid. KID: the same 100
 subsets of 1,000, ganforge's ``kid`` against torchmetrics' poly_mmd on the
 float32 features it keeps by default, and in float64 (its ``set_dtype``),
-the only way to get an error as small as ganforge's from it. Accuracy: each result's relative error
+the only way to get an error as small as ganforge's from it. CMMD (no torchmetrics version): ganforge's
+``cmmd`` (blocked, float64 sums) against the authors' algorithm (google-research/cmmd ``distance.mmd``:
+three dense kernel matrices in float32 and their means) written out in torch, on the features
+L2-normalised as CLIP embeddings are. Accuracy: each result's relative error
 against a float64 reference (FID: scipy's sqrtm formula on float64
 statistics; KID: float64 per-subset MMD). Each time is the best of
 ``--repeats`` calls, the two libraries alternating. Then images/s of each
@@ -57,13 +60,29 @@ def fid_reference(x: torch.Tensor, y: torch.Tensor) -> float:
     return float(((mx - my) ** 2).sum() + np.trace(cx) + np.trace(cy) - 2 * np.trace(covmean))
 
 
+def cmmd_dense(x: torch.Tensor, y: torch.Tensor, sigma: float = 10.0) -> float:
+    """The CMMD authors' computation (google-research/cmmd distance.py), in torch: dense kernel matrices, means."""
+    gamma = 1.0 / (2 * sigma ** 2)
+    nx, ny = x.square().sum(1), y.square().sum(1)
+    k = lambda a, b, na, nb: torch.exp(-gamma * (-2 * a @ b.T + na[:, None] + nb[None])).mean()   # noqa: E731
+    return float(1000 * (k(x, x, nx, nx) + k(y, y, ny, ny) - 2 * k(x, y, nx, ny)))
+
+
 def extractor_speed(seconds: float = 8.0) -> list:
+    from ganforge.metrics.clip import CLIPImageTower, Geometry
+    from ganforge.metrics.dinov2 import DINOv2, Shape
     from ganforge.metrics.features import get_extractor
     from ganforge.metrics.inception import InceptionV3
     rows = []
     nets = [("mnist", lambda: get_extractor("mnist"), (1, 28, 28), 256),
             ("efficientnet-lite0", lambda: get_extractor("efficientnet-lite0"), (3, 64, 64), 32),
-            ("inception (random weights, legacy-tf)", lambda: InceptionV3("legacy-tf"), (3, 64, 64), 32)]
+            ("inception (random weights, legacy-tf)", lambda: InceptionV3("legacy-tf"), (3, 64, 64), 32),
+            # the ViTs with random weights in the real files' geometry (speed does not depend on the values)
+            ("dinov2 ViT-S/14", lambda: DINOv2(Shape(384, 12, 0, 37)), (3, 64, 64), 16),
+            ("dinov2 ViT-L/14 (FD_DINOv2's)", lambda: DINOv2(Shape(1024, 24, 0, 37)), (3, 64, 64), 8),
+            ("clip ViT-B/32", lambda: CLIPImageTower(Geometry(768, 12, 12, 32, 224, 3072, 512)), (3, 64, 64), 16),
+            ("clip ViT-L/14@336 (CMMD's)", lambda: CLIPImageTower(Geometry(1024, 24, 16, 14, 336, 4096, 768)),
+             (3, 64, 64), 4)]
     for name, build, shape, batch in nets:
         try:
             net = build().eval()
@@ -88,6 +107,7 @@ def main(argv=None) -> int:
     from torchmetrics.image.fid import _compute_fid
     from torchmetrics.image.kid import poly_mmd
 
+    from ganforge.metrics.cmmd import cmmd
     from ganforge.metrics.fid import FeatureStats, frechet_distance
     from ganforge.metrics.kid import kid, kid_subsets, mmd2_unbiased
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -124,31 +144,37 @@ def main(argv=None) -> int:
     theirs64 = timed({"theirs": lambda: float(torch.stack([poly_mmd(xd[i], yd[j]) for i, j in idx]).mean())},
                      a.repeats)                                          # torchmetrics after set_dtype(float64)
     kid64_t = {"ours": kid_t["ours"], "theirs": theirs64["theirs"]}
+    ux, uy = torch.nn.functional.normalize(x, dim=1), torch.nn.functional.normalize(y, dim=1)
+    cmmd_t = timed({"ours": lambda: cmmd(ux, uy)["biased"], "theirs": lambda: cmmd_dense(ux, uy)}, a.repeats)
+    cmmd_ref = cmmd_dense(ux.double(), uy.double())
     fid_ref = fid_reference(x, y)
     kid_ref = sum(mmd2_unbiased(xd[i], yd[j]) for i, j in idx) / len(idx)
     rows = []
     for name, t, ref in (("FID", fid_t, fid_ref), (f"KID (100 x {size:,})", kid_t, kid_ref),
-                         (f"KID (100 x {size:,}), torchmetrics in float64", kid64_t, kid_ref)):
+                         (f"KID (100 x {size:,}), torchmetrics in float64", kid64_t, kid_ref),
+                         ("CMMD (as the authors' code: with diagonals); reference: that code in torch", cmmd_t, cmmd_ref)):
         (vo, so), (vt, st) = t["ours"], t["theirs"]
         rows.append({"metric": name, "ganforge_s": round(so, 3), "torchmetrics_s": round(st, 3),
                      "speedup": round(st / so, 2), "value": vo, "reference": ref,
                      "ganforge_rel_error": abs(vo - ref) / abs(ref), "torchmetrics_rel_error": abs(vt - ref) / abs(ref)})
     print(f"machine: {machine()}, threads {torch.get_num_threads()}; {a.n:,} vs {a.n:,} float32 features of {a.dim:,} "
           f"dims; best of {a.repeats}\n")
-    print("| metric | ganforge s | torchmetrics s | speed-up | ganforge rel. error | torchmetrics rel. error |")
+    print("| metric | ganforge s | reference s | speed-up | ganforge rel. error | reference rel. error |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['metric']} | {r['ganforge_s']:.2f} | {r['torchmetrics_s']:.2f} | {r['speedup']:.2f}x | "
               f"{r['ganforge_rel_error']:.1e} | {r['torchmetrics_rel_error']:.1e} |")
     print("\nrelative error: against a float64 reference (FID: scipy sqrtm on float64 statistics; "
-          "KID: float64 MMD per subset)")
+          "KID: float64 MMD per subset; CMMD: the dense computation in float64); reference: torchmetrics for FID "
+          "and KID")
     speed = [] if a.no_extractors else extractor_speed()
     if speed:
         print("\n| extractor | input | batch | images/s |\n|---|---|---|---|")
         for r in speed:
             print(f"| {r['extractor']} | {r.get('input', '-')} | {r.get('batch', '-')} | "
                   f"{r.get('images_per_s', r.get('error'))} |")
-        print("\n(efficientnet-lite0 resizes to 224 and inception to 299 first: their speed is that of 224/299 images)")
+        print("\n(efficientnet-lite0, dinov2 and clip ViT-B/32 resize to 224, clip ViT-L/14@336 to 336 and inception "
+              "to 299 first: their speed is that of images of that size)")
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps({"machine": machine(), "threads": torch.get_num_threads(), "n": a.n, "dim": a.dim,
                                    "repeats": a.repeats, "metrics": rows, "extractors": speed}, indent=1) + "\n")

@@ -143,7 +143,7 @@ def test_npz_layouts(tmp_path):
     ({"x": np.full((3, 4, 4), np.nan)}, "NaN"),
     ({"x": np.zeros((3,))}, r"2 \(vectors\), 3 or 4"),
     ({"x": np.zeros((3, 4, 4)), "y": np.zeros(2, int)}, "'y' must be 3 integer labels"),
-    ({"x": np.full((3, 4, 4), 300.0)}, "floats must lie in"),
+    ({"x": np.full((3, 4, 4), 300.0)}, r"100% of the values lie outside \[0, 1\] \(floats. default; found 300 to 300\)"),
 ])
 def test_npz_errors(tmp_path, arrays, needle):
     p = tmp_path / "bad.npz"

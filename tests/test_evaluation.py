@@ -203,7 +203,7 @@ def test_stacked_mnist_modes_on_real_stacks():
 def test_missing_inception_weights_is_one_clear_line(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("GANFORGE_INCEPTION_WEIGHTS", raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    x = np.random.default_rng(0).random((20, 3, 16, 16)).astype(np.float32)
+    x = np.random.default_rng(0).integers(0, 256, (20, 3, 16, 16), dtype=np.uint8)   # no note on the range of floats
     np.savez(tmp_path / "a.npz", x=x)
     assert main(["eval", "--real", str(tmp_path / "a.npz"), "--fake", str(tmp_path / "a.npz"), "--features", "inception",
                  "--metrics", "fid", "--progress", "off", "--out", str(tmp_path / "e.json")]) == 2

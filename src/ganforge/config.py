@@ -129,7 +129,7 @@ class EvalConfig:
     every: int = opt(0, "evaluate every N steps; 0: only at the end", min=0)
     n: int = opt(2500, "generated samples per evaluation", min=1)
     seed: int = opt(12345, "seed of the evaluation's own z")
-    metrics: str = opt("auto", "comma list of fid,kid,is,pr,dc,modes, or none; auto: toys modes (modes, hq, kl), "
+    metrics: str = opt("auto", "comma list of fid,kid,is,pr,dc,modes,memorization,cmmd, or none; auto: toys modes (modes, hq, kl), "
                        "28x28 digits fid,modes with the mnist features, other images none")
     features: Optional[str] = opt(None, "feature extractor for image metrics; null: mnist for 28x28 digits, "
                                   "else efficientnet-lite0", choices=_extractor_names)

@@ -9,6 +9,7 @@ printed as a table with the extractor and protocol beside the numbers.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from pathlib import Path
@@ -36,8 +37,14 @@ def add_parser(sub):
     e.add_argument("--features", choices=features.names(), default=None,
                    help="feature extractor (default: mnist for 28x28 digits, else efficientnet-lite0)")
     e.add_argument("--inception-weights", metavar="PATH", help="pt_inception-2015-12-05-6726825d.pth for --features inception")
+    e.add_argument("--dinov2-weights", metavar="PATH", help="torch hub's dinov2_vitl14_pretrain.pth for --features dinov2")
+    e.add_argument("--clip-weights", metavar="PATH", help="OpenAI's ViT-L-14-336px.pt (or ViT-B-32.pt, or an open_clip "
+                   "file) for --features clip")
     e.add_argument("--protocol", choices=("legacy-tf", "clean"), default="legacy-tf",
                    help="how --features inception resizes to 299 (default legacy-tf, as the reference FID code)")
+    e.add_argument("--range", metavar="LO,HI", default=None, type=_value_range,
+                   help="--real/--fake npz arrays: their pixel values' range, e.g. --range=-1,1 or 0,255 (default: the file's "
+                   "'range' entry, else the dtype's: integers 0,255, floats 0,1); outside it clipped and counted")
     e.add_argument("--resolution", type=count(), default=None, help="--real/--fake folders: image side (default: the first image's)")
     e.add_argument("--kid-subsets", type=count(), default=100)
     e.add_argument("--kid-size", type=count(2), default=1000)
@@ -51,6 +58,15 @@ def add_parser(sub):
     e.add_argument("--progress", choices=("auto", "bar", "lines", "off"), default="auto")
     add_insist(e)
     return e
+
+
+def _value_range(text: str) -> str:
+    from ..data.transform import parse_range
+    try:
+        parse_range(text)
+    except UserError as err:
+        raise argparse.ArgumentTypeError(str(err).split(": ", 1)[-1]) from None
+    return text
 
 
 def existing_results(path: Path) -> dict:
@@ -97,11 +113,15 @@ def _settings(a, device):
         v = getattr(a, flag)
         if v is not None and v < 1:
             raise UserError(f"--{flag.replace('_', '-')} must be at least 1, got {v}")
-    if a.inception_weights and a.features != "inception":
-        raise UserError("--inception-weights applies to --features inception")
-    from ..metrics.evaluate import Settings
+    from ..metrics.evaluate import WEIGHTED, Settings
+    weights = None
+    for name in WEIGHTED:
+        given = getattr(a, f"{name}_weights")
+        if given and a.features not in (name, None if name == "clip" else name):   # cmmd alone picks clip
+            raise UserError(f"--{name}-weights applies to --features {name}")
+        weights = weights or given
     metrics = () if a.metrics == "auto" else tuple(s.strip() for s in a.metrics.split(",") if s.strip())
-    return Settings(metrics=metrics, features=a.features, inception_weights=a.inception_weights, protocol=a.protocol,
+    return Settings(metrics=metrics, features=a.features, weights=weights, protocol=a.protocol,
                     n_real=a.n_real, batch=a.batch, kid_subsets=a.kid_subsets, kid_size=a.kid_size, seed=a.seed,
                     device=device, progress=a.progress)
 
@@ -128,7 +148,11 @@ def run(a) -> int:
     if a.run:
         from ..api import load_run
         run = load_run(a.run, device=str(device), which=a.checkpoint)
-        real = from_path(a.real, a.resolution) if a.real else from_data_config(run.config.data, a.real_split)
+        if a.range and not a.real:
+            raise UserError("--range applies to --real and --fake npz arrays; a run's own data takes data.range from "
+                            "its config")
+        real = from_path(a.real, a.resolution, value_range=a.range) if a.real else \
+            from_data_config(run.config.data, a.real_split)
         n = a.n or (10000 if real.x.dim() == 4 else 2500)
         _room(n, real, device)
         fake = run.sampler(n, seed=a.seed, ema=not a.no_ema)
@@ -137,8 +161,10 @@ def run(a) -> int:
     else:
         if a.real_split or a.no_ema or a.checkpoint != "latest":
             raise UserError("--real-split, --no-ema and --checkpoint apply to a run folder")
-        real = from_path(a.real, a.resolution)
-        fk = from_path(a.fake, a.resolution)
+        if a.range and not any(str(p).endswith(".npz") for p in (a.real, a.fake)):
+            raise UserError("--range applies to npz arrays; image files and datasets carry their own range")
+        real = from_path(a.real, a.resolution, value_range=a.range)
+        fk = from_path(a.fake, a.resolution, value_range=a.range)
         if (real.x.dim() == 4) != (fk.x.dim() == 4):
             raise UserError(f"--real holds {'images' if real.x.dim() == 4 else 'vectors'} but --fake does not")
         if real.x.dim() == 2 and real.x.shape[1] != fk.x.shape[1]:
@@ -149,15 +175,27 @@ def run(a) -> int:
         _room(n, real, device)
         fake = fk.x
         rec["fake"] = fk.name
+        if fk.values:
+            rec["values"] = {"fake": fk.values}
         out = Path(a.out) if a.out else Path("eval.json")
     existing_results(out)                    # refused before the work, not after it
+    pic = None
+    if "memorization" in s.metrics and real.x.dim() == 4:      # the closest pairs, drawn beside the eval file
+        from ..metrics.memorization import draw_pairs, picture_path
+        from ..runs.regular import check
+        pic = atomic.check_out(picture_path(out), force=True)
+        check(pic)                                               # a FIFO or device there is not replaced
     ev = Evaluator(real, s)
     result = ev(fake, n)
     if a.run and run.n_classes:              # class-conditional: the samples were drawn for labels 0, 1, ... in turn
         from ..metrics.evaluate import class_scores
         result["metrics"]["conditional"] = {**class_scores(ev, fake, run.labels(n)), **ev.extractor.describe(),
                                             "labels": "balanced, i % classes"}
+    if pic is not None and draw_pairs(result["metrics"]["memorization"], fake, real.x, pic):
+        result["metrics"]["memorization"]["picture"] = pic.name
     rec.update({"n": n, **result})
+    if real.values:
+        rec.setdefault("values", {})["real"] = real.values
     append_result(out, rec)
     print(table(rec))
     print(f"-> {out}")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import UserError
 from ..runs import atomic
 from .. import memory
@@ -18,7 +20,7 @@ def add_parser(sub):
     s = sub.add_parser("sample", help="draw samples from a run's generator")
     s.add_argument("run")
     s.add_argument("-n", type=count(), default=64)
-    s.add_argument("--out", required=True, help="a .png grid or an .npz file (array x)")
+    s.add_argument("--out", required=True, help="a .png grid or an .npz file (array x; images with range [-1, 1] beside it)")
     s.add_argument("--seed", type=SEED, default=0)
     s.add_argument("--no-ema", action="store_true", help="use the trained generator, not its moving average")
     s.add_argument("--truncation", type=float, default=None, help="truncation: biggan draws z within [-T, T]; stylegan pulls w towards its mean by psi")
@@ -51,7 +53,8 @@ def run(a) -> int:
     a.n, a.nrow = n, nrow
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npz":
-        atomic.save_npz(out, x=x.numpy())
+        ranged = {"range": np.array([-1.0, 1.0])} if x.dim() == 4 else {}   # images: ganforge's [-1, 1], said
+        atomic.save_npz(out, x=x.numpy(), **ranged)
     elif x.dim() == 4:
         save_png(grid(x, nrow=a.nrow), out)
     else:

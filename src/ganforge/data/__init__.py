@@ -13,6 +13,7 @@ image's true translation.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Optional
 
@@ -25,7 +26,7 @@ from . import files, folder
 from .embedded import EMBEDDED
 from .tasks import TASKS, Task
 from .toy import TOYS, GaussianMixture
-from .transform import from_unit, resize, to_channels
+from .transform import from_unit, range_line, resize, to_channels
 
 SPLIT_SEED = 20141210          # fixed: the held-out part never depends on the run's seed
 TOY_POINTS = 10_000            # the finite sample kept for toys (training draws fresh points)
@@ -43,6 +44,7 @@ class Dataset:
     y_a: Optional[Tensor] = None          # unpaired: A's labels (paired: y serves both)
     a_true: Optional[Tensor] = None       # unpaired, known mapping: each A image's true B image
     b_true: Optional[Tensor] = None       # ... and each B image's true A image
+    values: Optional[dict] = None         # npz/IDX: how the pixel values were read (transform.array_to_unit)
 
     @property
     def kind(self) -> str:
@@ -130,16 +132,20 @@ def load_dataset(cfg) -> Dataset:
         return _load_translation(cfg, kind, path)
     if cfg.channels_a is not None:
         raise UserError("data.channels_a applies to image-to-image data (a task, pairs:PATH or unpaired:PATH)")
+    values = None
+    if cfg.range is not None and kind not in ("npz", "idx"):
+        raise UserError(f"data.range (--range) says how the numbers of an npz or IDX array are scaled; {cfg.name} "
+                        "holds images whose range their format fixes")
     if path is None:
         if kind not in EMBEDDED:
             raise UserError(_unknown(cfg.name))
         x, y, classes = EMBEDDED[kind][0]()
     elif kind == "folder":
         x, y, classes = folder.load_folder(path, cfg.channels, cfg.resolution, cfg.labels)
-    elif kind == "npz":
-        x, y, classes = files.load_npz(path)
-    elif kind == "idx":
-        x, y, classes = files.load_idx(path)
+    elif kind in ("npz", "idx"):
+        x, y, classes, values = (files.load_npz if kind == "npz" else files.load_idx)(path, cfg.range)
+        if values is not None and (values["clipped"] or values["from"] == "floats' default"):
+            print(f"ganforge: note: {range_line(path, values)}", file=sys.stderr)
     else:
         x, y, classes = files.load_cifar10(path)
     if cfg.labels and kind != "folder":
@@ -153,7 +159,7 @@ def load_dataset(cfg) -> Dataset:
     if cfg.holdout > 0 or cfg.split != "train":
         keep = _keep(cfg, len(x), y)
         x, y = x[keep], (y[keep] if y is not None else None)
-    return Dataset(cfg.name, x, y, classes)
+    return Dataset(cfg.name, x, y, classes, values=values)
 
 
 def _shape(x: Tensor, channels, resolution) -> Tensor:

@@ -12,7 +12,10 @@
   by a restricted unpickler that only builds numpy arrays and plain values.
 
 Loaders return (images float32 (N, C, H, W) in [0, 1] or vectors (N, d),
-labels int64 or None, class names or None).
+labels int64 or None, class names or None); the npz and IDX loaders add the
+record of how the pixel values were read (transform.array_to_unit: the range
+comes from ``value_range``, the npz's own ``range`` entry or the dtype, never
+from the values).
 """
 from __future__ import annotations
 
@@ -73,7 +76,9 @@ def need_file(p: Path, what: str, folder_hint: str = "") -> None:
     raise UserError(f"{what} {p} does not exist")
 
 
-def load_npz(path: str):
+def load_npz(path: str, value_range=None):
+    """``value_range``: the user's LO,HI for the pixel values (data.range, --range); else the file's ``range``
+    entry (``ganforge sample`` writes [-1, 1]), else the dtype's."""
     p = Path(path).expanduser()
     need_file(p, "npz file", "; give the .npz file itself (or data=folder:PATH for images)")
     try:
@@ -83,6 +88,7 @@ def load_npz(path: str):
             _declared_bytes(z, "x", p)
             x = _npz_array(z, "x", p)
             y = _npz_array(z, "y", p) if "y" in z.files else None
+            saved = _npz_array(z, "range", p).tolist() if "range" in z.files else None
     except UserError:
         raise
     except Exception as e:
@@ -112,7 +118,7 @@ def load_npz(path: str):
         if v is None or not np.isfinite(v).all():   # float64 beyond float32's 3.4e38 counts as infinite
             raise UserError(f"{p}: 'x' must hold finite numbers (float32), got {x.dtype}"
                             + ("" if v is None else f" from {x.min()} to {x.max()}"))
-        return torch.from_numpy(v), y, None
+        return torch.from_numpy(v), y, None, None
     if x.ndim == 3:
         x = x[:, None]
     elif x.ndim == 4:
@@ -122,8 +128,12 @@ def load_npz(path: str):
             raise UserError(f"{p}: 'x' of shape {x.shape} has no channel axis of size 1, 3 or 4")
     else:
         raise UserError(f"{p}: 'x' must have 2 (vectors), 3 or 4 (images) dimensions, got shape {x.shape}")
-    x = torch.from_numpy(np.ascontiguousarray(array_to_unit(x, f"{p} 'x'")))
-    return x, y, None
+    if value_range is None and saved is not None:
+        value_range, by = saved, f"the file's 'range' {saved}"
+    else:
+        by = "--range / data.range"
+    u, values = array_to_unit(x, f"{p} 'x'", value_range, by)
+    return torch.from_numpy(np.ascontiguousarray(u)), y, None, values
 
 
 # -------------------------------------------------------------------- idx
@@ -175,7 +185,7 @@ def _find(folder: Path, stems: list[str]):
     return None
 
 
-def load_idx(path: str):
+def load_idx(path: str, value_range=None):
     p = Path(path).expanduser()
     if p.is_dir():
         images = _find(p, ["train-images-idx3-ubyte", "train-images.idx3-ubyte"])
@@ -199,9 +209,10 @@ def load_idx(path: str):
             raise UserError(f"{labels}: labels must be class indices from 0 to {MAX_LABEL - 1}, "
                             f"found {y.dtype} from {y.min()} to {y.max()}")
         y = torch.from_numpy(y.astype(np.int64))
-    xu = torch.from_numpy(array_to_unit(np.ascontiguousarray(x), str(images))).unsqueeze(1)
+    u, values = array_to_unit(np.ascontiguousarray(x), str(images), value_range, "--range / data.range")
+    xu = torch.from_numpy(u).unsqueeze(1)
     classes = [str(i) for i in range(int(y.max()) + 1)] if y is not None else None
-    return xu, y, classes
+    return xu, y, classes, values
 
 
 # ---------------------------------------------------------------- cifar10

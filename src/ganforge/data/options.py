@@ -24,4 +24,7 @@ class DataConfig:
                                     "own", choices=(1, 3))
     holdout: float = opt(0.0, "fraction of the data held out (stratified by label when there are labels)", min=0.0, lt=1.0)
     split: str = opt("train", "which part to train on", choices=("train", "holdout", "all"))
+    range: Optional[str] = opt(None, "npz:PATH and idx:PATH: the pixel values' range as LO,HI (e.g. -1,1 or 0,255); "
+                               "null: the file's own 'range' entry, else the dtype's (integers 0,255, uint16 "
+                               "0,65535, floats 0,1); values outside are clipped and counted, over 1% refused")
     labels: bool = opt(False, "folder:PATH only: take class labels from the names of sub-folders")

@@ -54,31 +54,75 @@ def resize(x: torch.Tensor, side: Optional[int]) -> torch.Tensor:
     return out.clamp(-1.0, 1.0)
 
 
-def array_to_unit(a: np.ndarray, what: str) -> np.ndarray:
-    """Pixel values of any common dtype to float32 in [0, 1]."""
-    if a.dtype == np.uint8:
-        return a.astype(np.float32) / 255.0
-    if a.dtype == np.uint16:
-        return a.astype(np.float32) / 65535.0
+CLIP_LIMIT = 0.01          # more than this share of values outside the range: the range is wrong, not the pixels
+FLOAT_DEFAULT = (0.0, 1.0)
+
+
+def parse_range(text, what: str = "--range") -> tuple[float, float]:
+    """``"LO,HI"`` (or a pair of numbers) -> (lo, hi), finite with lo < hi."""
+    try:
+        lo, hi = (float(v) for v in (text.split(",") if isinstance(text, str) else text))
+    except (TypeError, ValueError):
+        raise UserError(f"{what} {text!r}: give the pixel values' range as LO,HI, e.g. 0,1 or -1,1 or 0,255") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise UserError(f"{what} {text!r}: LO and HI must be finite numbers with LO < HI")
+    return lo, hi
+
+
+def _dtype_range(a: np.ndarray) -> tuple[tuple[float, float], str]:
     if a.dtype == np.bool_:
-        return a.astype(np.float32)
-    if np.issubdtype(a.dtype, np.floating):
-        if not np.isfinite(a).all():
-            raise UserError(f"{what} holds NaN or infinite values; pixel values must be finite numbers")
-        with np.errstate(over="ignore"):         # beyond float32 (1e300): refused below as out of range
-            a = a.astype(np.float32)
-        lo, hi = float(a.min()), float(a.max())
-        if lo >= 0.0 and hi <= 1.0:
-            return a
-        if lo >= -1.0 and hi <= 1.0:
-            return (a + 1.0) / 2.0
-        if lo >= 0.0 and hi <= 255.0:
-            return a / 255.0
-        raise UserError(f"{what} floats must lie in [0, 1], [-1, 1] or [0, 255]; found [{lo:g}, {hi:g}]")
-    if a.dtype.kind in "iu":                   # not timedelta64, which numpy also counts as an integer
-        lo, hi = int(a.min()), int(a.max())
-        if lo < 0 or hi > 255:
-            raise UserError(f"{what} integers must lie in [0, 255]; found [{lo}, {hi}]")
-        return a.astype(np.float32) / 255.0
-    raise UserError(f"{what} has an unsupported dtype {a.dtype}; pixel values must be uint8, uint16, bool, "
-                    "integers in [0, 255] or floats")
+        return (0.0, 1.0), "bool"
+    if a.dtype == np.uint16:
+        return (0.0, 65535.0), "uint16"
+    if a.dtype.kind in "iu":
+        return (0.0, 255.0), f"{a.dtype} (8-bit)"
+    return FLOAT_DEFAULT, "floats' default"
+
+
+def array_to_unit(a: np.ndarray, what: str, given=None, given_by: str = "--range") -> tuple[np.ndarray, dict]:
+    """Pixel values of any common dtype to float32 in [0, 1], and the record of how they were read.
+
+    The range is never guessed from the values: it is ``given`` (the user's ``--range``/``data.range``, or the
+    ``range`` entry of the file, named by ``given_by``), else the dtype's (uint8 and other integers 0..255,
+    uint16 0..65535, bool 0..1, floats 0..1, as image libraries hold floats). Values outside it are clipped and
+    counted, so one overshooting pixel changes a result no more than clipping it does; more than 1% outside
+    means the range is wrong and is refused with the values found. The record (dtype, range, where the range
+    came from, values clipped of values) goes into eval.json and into :func:`range_line`."""
+    if not (a.dtype == np.bool_ or a.dtype.kind in "iuf") or a.dtype.kind == "m":
+        raise UserError(f"{what} has an unsupported dtype {a.dtype}; pixel values must be uint8, uint16, bool, "
+                        "integers or floats")
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise UserError(f"{what} holds NaN or infinite values; pixel values must be finite numbers")
+    if given is not None:
+        (lo, hi), source = parse_range(given, given_by), given_by
+    else:
+        (lo, hi), source = _dtype_range(a)
+    if a.dtype == np.bool_:
+        u = a.astype(np.float32)
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):   # beyond float32 (1e300): out of any range, counted below
+            u = a.astype(np.float32)
+            if lo != 0.0:
+                u -= np.float32(lo)
+            u /= np.float32(hi - lo)
+    outside = int(np.count_nonzero((u < 0.0) | (u > 1.0)))
+    record = {"dtype": str(a.dtype), "range": [lo, hi], "from": source, "clipped": outside, "of": int(a.size)}
+    if outside > CLIP_LIMIT * a.size:
+        fix = ("say their range with --range=LO,HI or data.range (e.g. --range=-1,1 or 0,255)" if given is None
+               else "give the range they were saved in")
+        raise UserError(f"{what}: {100.0 * outside / a.size:.3g}% of the values lie outside [{lo:g}, {hi:g}] "
+                        f"({source}; found {float(a.min()):g} to {float(a.max()):g}); {fix}")
+    if outside:
+        np.clip(u, 0.0, 1.0, out=u)
+    return u, record
+
+
+def range_line(what: str, record: Optional[dict]) -> str:
+    """One line saying how ``what``'s pixel values were read (for the eval table and the training log)."""
+    if not record:
+        return ""
+    lo, hi = record["range"]
+    text = f"{what}: {record['dtype']} read as [{lo:g}, {hi:g}] ({record['from']})"
+    if record["clipped"]:
+        text += f", {record['clipped']:,} of {record['of']:,} values clipped"
+    return text

@@ -1,10 +1,12 @@
 """ganforge's own metrics as registry records (metrics.registry): one function and one record each.
 
-FID (Heusel et al. 2017), KID (Binkowski et al. 2018), the Inception Score
+FID (Heusel et al. 2017; FD_DINOv2 and FD_CLIP in those features, Stein et al.
+2023), KID (Binkowski et al. 2018), CMMD (Jayasumana et al. 2024), the Inception Score
 (Salimans et al. 2016), improved precision and recall (Kynkaanniemi et al.
 2019, k = 3), density and coverage (Naeem et al. 2020, k = 5), the mode
 counts of VEEGAN/PacGAN with the exact-density divergences of toy data
-(metrics.modes, metrics.divergence) or the digit classifier's histogram;
+(metrics.modes, metrics.divergence) or the digit classifier's histogram,
+the memorisation share (Alaa et al. 2022's authenticity, metrics.memorization; opt-in);
 then the scores logged by the image-to-image and class-conditional
 evaluations (metrics.translation, evaluate.class_scores), registered for
 their directions, charts and tables.
@@ -13,9 +15,11 @@ from __future__ import annotations
 
 from typing import Optional
 
+from .cmmd import cmmd
 from .fid import frechet_distance
 from .inception_score import inception_score
 from .kid import kid
+from . import memorization
 from .prdc import density_coverage, precision_recall
 from .registry import Inputs, Metric, Score, register_metric
 
@@ -23,8 +27,18 @@ IMAGES = frozenset({"image"})
 
 
 def _fid(inp: Inputs) -> dict:
+    """The Fréchet distance; named FID only in Inception's (and the offline extractors') features: in DINOv2's
+    or CLIP's it is FD_DINOv2 or FD_CLIP (Stein et al. 2023), kept under the key fid with its ``name``."""
     a, b = inp.fake.stats, inp.real.stats
-    return {"value": frechet_distance(a.mean, a.cov, b.mean, b.cov)}
+    entry = {"value": frechet_distance(a.mean, a.cov, b.mean, b.cov)}
+    name = getattr(getattr(inp.evaluator, "extractor", None), "fd_name", "FID")
+    if name != "FID":
+        entry["name"] = name
+    return entry
+
+
+def _cmmd(inp: Inputs) -> dict:
+    return cmmd(inp.real.features, inp.fake.features)
 
 
 def _kid(inp: Inputs) -> dict:
@@ -95,7 +109,7 @@ def _pm(entry: dict, digits: int) -> str:
 
 for record in (
     Metric("fid", "FID", (Score("fid", True, "FID"), Score("fid_ba", True, "FID (B -> A)", best=False)), _fid,
-           needs=frozenset({"stats"}), in_auto=IMAGES, rows=lambda e: [("FID", f"{e['value']:.4f}")]),
+           needs=frozenset({"stats"}), in_auto=IMAGES, rows=lambda e: [(e.get("name", "FID"), f"{e['value']:.4f}")]),
     Metric("kid", "KID", (Score("kid", True, "KID"),), _kid, in_auto=IMAGES, rows=_kid_rows),
     Metric("is", "the Inception Score", (Score("is", False, "Inception score"),), _is, needs=frozenset({"logits"}),
            kinds=frozenset({"image"}), in_auto=IMAGES, rows=lambda e: [("IS", _pm(e, 4))],
@@ -117,6 +131,14 @@ for record in (
             Score("kl_reverse", True, "Divergences", table=False, best=False, log_y=True)),
            _modes, needs=frozenset({"samples"}), in_auto=frozenset({"image", "vector"}), rows=_modes_rows, applies=_modes_applies,
            provenance=False),
+    # opt-in only (never auto, never eval.best: a generator of noise copies nothing)
+    Metric("memorization", "memorization", (Score("memorized", True, "Memorization (Alaa et al. authenticity)", best=False),
+                                            Score("memorized_baseline", None, "Memorization (Alaa et al. authenticity)",
+                                                  table=False, best=False)),
+           memorization.compute, rows=memorization.rows),
+    Metric("cmmd", "CMMD", (Score("cmmd", True, "CMMD"),), _cmmd, kinds=IMAGES, extractor="clip",
+           rows=lambda e: [("CMMD", f"{e['value']:.4f}  (unbiased; {e['biased']:.4f} as the authors' code, "
+                                     "with the diagonals)")]),
     # the image-to-image evaluation (metrics.translation); _ba: CycleGAN's B -> A direction
     Metric("pixel", "pixel scores", (Score("psnr", False, "PSNR", best=False), Score("psnr_ba", False, "PSNR", best=False),
                                      Score("ssim", False, best=False), Score("l1", True, table=False, best=False),

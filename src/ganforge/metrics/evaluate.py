@@ -30,6 +30,9 @@ from .fid import FeatureStats, frechet_distance
 from .modes import mode_metrics
 
 
+WEIGHTED = ("inception", "dinov2", "clip")       # the extractors whose weights file the user gives (--NAME-weights)
+
+
 @dataclass
 class RealSet:
     """The real side: samples, a cache key (None: never cached) and, for toys, the density."""
@@ -39,13 +42,14 @@ class RealSet:
     density: object = None
     digits: Optional[str] = None          # "mnist" (one digit per image) or "stacked" (one per channel)
     y: Optional[Tensor] = None            # class labels, for the class-conditional scores
+    values: Optional[dict] = None         # npz/IDX arrays: how the pixel values were read (data.transform)
 
 
 @dataclass
 class Settings:
     metrics: tuple = ()
     features: Union[str, nn.Module, None] = None      # None: the default for the data
-    inception_weights: Optional[str] = None
+    weights: Optional[str] = None                     # the extractor's weights file (--inception-weights, ...)
     protocol: str = "legacy-tf"
     n_real: Optional[int] = None                      # None: every real sample
     batch: int = 64
@@ -75,10 +79,17 @@ class Evaluator:
         if self.kind == "vector":
             self.extractor: Extractor = _Points()
         else:
-            name = settings.features or default_extractor(tuple(real.x.shape[1:]))
+            name = settings.features or _defined_on(self.metrics) or default_extractor(tuple(real.x.shape[1:]))
+            for m in self.metrics:
+                space = registry.METRICS[m].extractor
+                if space is not None and space != name:
+                    raise UserError(f"{registry.METRICS[m].title} is computed on {space} features; add --features "
+                                    f"{space} (eval.features={space}), or leave it out of the metrics")
             opts = {}
+            if name in WEIGHTED:
+                opts = {"weights": settings.weights}
             if name == "inception":
-                opts = {"weights": settings.inception_weights, "protocol": settings.protocol}
+                opts["protocol"] = settings.protocol
             self.extractor = get_extractor(name, **opts).to(settings.device)
         self.digit_net: Optional[Extractor] = None
         if "modes" in self.metrics and self.kind == "image":
@@ -220,6 +231,11 @@ def class_scores(ev: Evaluator, fake: Source, y: Tensor) -> dict:
             out["fid_class"] = sum(per) / len(per)
             out["fid_per_class"] = [round(v, 4) for v in per]
     return out
+
+
+def _defined_on(metrics) -> Optional[str]:
+    """The extractor the asked-for metrics are defined on (CMMD: clip), when one is."""
+    return next((registry.METRICS[m].extractor for m in metrics if registry.METRICS[m].extractor), None)
 
 
 def _materialise(fake: Source, n: int) -> Tensor:

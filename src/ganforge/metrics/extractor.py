@@ -27,6 +27,7 @@ class Extractor(nn.Module):
     protocol: str = ""
     weights_hash: str = ""
     has_logits: bool = False
+    fd_name: str = "FID"          # what the Fréchet distance in these features is called (dinov2: FD_DINOv2)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Optional[Tensor]]:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -11,7 +11,9 @@ goes next to every number computed from it, as torch-fidelity's registry
 
 Names: ``inception`` (Szegedy et al. 2016, the FID network of Heusel et al.
 2017), ``efficientnet-lite0`` (Tan & Le 2019, ImageNet weights shipped in a
-package), ``mnist`` (ganforge's own digit classifier). Any ``nn.Module`` that
+package), ``mnist`` (ganforge's own digit classifier), ``dinov2`` (Oquab et al.
+2024, the ViT-L/14 of FD_DINOv2 in Stein et al. 2023 and EDM2), ``clip`` (Radford et al.
+2021, the ViT image tower whose L2-normalised embeddings CMMD of Jayasumana et al. 2024 and FD_CLIP use). Any ``nn.Module`` that
 maps images to (N, D) features can be wrapped with :func:`wrap_module`.
 """
 from __future__ import annotations
@@ -34,6 +36,16 @@ def _efficientnet(**kw) -> Extractor:
     return build_efficientnet_lite0(**kw)
 
 
+def _dinov2(**kw) -> Extractor:
+    from .dinov2 import build_dinov2
+    return build_dinov2(**kw)
+
+
+def _clip(**kw) -> Extractor:
+    from .clip import build_clip
+    return build_clip(**kw)
+
+
 def _mnist(**kw) -> Extractor:
     from .mnist_net import build_mnist
     return build_mnist(**kw)
@@ -43,6 +55,9 @@ EXTRACTORS: dict[str, tuple[Callable[..., Extractor], str]] = {
     "inception": (_inception, "FID Inception-v3 (pt_inception-2015-12-05 weights file), 2,048-d pool3 + 1,008 logits"),
     "efficientnet-lite0": (_efficientnet, "EfficientNet-Lite0, ImageNet weights shipped in a package, 1,280-d"),
     "mnist": (_mnist, "ganforge's digit classifier (weights in the package), penultimate features + 10 logits"),
+    "dinov2": (_dinov2, "DINOv2 ViT-L/14 (dinov2_vitl14_pretrain.pth weights file), 1,024-d final-norm CLS token, for FD_DINOv2"),
+    "clip": (_clip, "CLIP ViT image tower (OpenAI's ViT-L-14-336px.pt or an open_clip ViT file), L2-normalised embedding, "
+                    "for CMMD and FD_CLIP"),
 }
 
 

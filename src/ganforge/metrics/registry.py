@@ -58,7 +58,8 @@ class Metric:
     """A metric: see the module doc. ``compute(Inputs) -> dict`` returns its eval.json entry, with ``value``
     (its first score) or its scores by key; ``rows(entry)`` its lines in the printed table (default: each
     score); ``applies(kind, digits)`` None or why it cannot measure this data; ``in_auto``: the kinds of data
-    ("image", "vector") on which it is part of ``ganforge eval``'s default set; ``provenance``: the extractor's description is added to its entry."""
+    ("image", "vector") on which it is part of ``ganforge eval``'s default set; ``provenance``: the extractor's description is added to its entry;
+    ``extractor``: the one feature space it is defined in (CMMD: CLIP), or None."""
     name: str
     title: str
     scores: tuple
@@ -70,6 +71,7 @@ class Metric:
     in_auto: frozenset = frozenset()
     provenance: bool = True
     selectable: bool = True
+    extractor: Optional[str] = None          # the feature extractor it is defined on (cmmd: clip); None: any
 
     def flat(self, entry: dict) -> dict:
         """The numbers of one eval.json entry as metrics.jsonl keys."""

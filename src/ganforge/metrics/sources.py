@@ -35,11 +35,13 @@ def from_data_config(cfg: DataConfig, split: Optional[str] = None) -> RealSet:
     ds = load_dataset(cfg)
     key = {"data": cfg.name, "split": cfg.split, "holdout": cfg.holdout, "resolution": cfg.resolution,
            "channels": cfg.channels}
+    if cfg.range is not None:
+        key["range"] = cfg.range
     kind = cfg.name.split(":", 1)[0]
     if ":" in cfg.name and kind in ("folder", "npz", "idx", "cifar10"):
         key["files"] = file_fingerprint(cfg.name.split(":", 1)[1])
     return RealSet(f"{cfg.name} ({cfg.split})", ds.x, key, ds.density, _digits(cfg.name, ds.shape) if ds.kind == "image" else None,
-                   ds.y)
+                   ds.y, ds.values)
 
 
 def _folder_side(path: Path) -> int:
@@ -54,8 +56,10 @@ def _folder_side(path: Path) -> int:
     raise UserError(f"no readable images under {path}; give a folder of {IMAGE_KINDS} files")
 
 
-def from_path(spec: str, resolution: Optional[int] = None, channels: Optional[int] = None) -> RealSet:
-    """A folder of images, an .npz file (array x) or a registered dataset name (all of it)."""
+def from_path(spec: str, resolution: Optional[int] = None, channels: Optional[int] = None,
+              value_range: Optional[str] = None) -> RealSet:
+    """A folder of images, an .npz file (array x) or a registered dataset name (all of it); ``value_range``:
+    an npz's pixel range (--range)."""
     if spec in EMBEDDED or spec in TOYS:
         return from_data_config(DataConfig(name=spec, split="all", resolution=resolution, channels=channels))
     p = Path(spec).expanduser()
@@ -68,5 +72,6 @@ def from_path(spec: str, resolution: Optional[int] = None, channels: Optional[in
         raise UserError(f"{spec} is neither a folder, an .npz file nor a dataset name (ganforge data list)")
     else:
         raise UserError(f"{spec}: give a folder of images or an .npz file with an array x")
-    cfg = DataConfig(name=name, resolution=resolution, channels=channels, split="all")
+    cfg = DataConfig(name=name, resolution=resolution, channels=channels, split="all",
+                     range=value_range if name.startswith("npz:") else None)
     return from_data_config(cfg)

@@ -24,6 +24,7 @@ from ..metrics import registry
 from ..runs import atomic, folder, regular
 from ..runs.metrics_log import read_metrics
 from .diagnose import Finding, diagnose, series
+from .memorization import section as memorization_section
 from .svg import line_chart
 
 MARKER = "<!-- ganforge report -->"
@@ -164,6 +165,7 @@ def render(run: dict) -> str:
                          f"alt='the fixed codes over training'><figcaption>the same codes z at "
                          f"{min(len(samples), 40)} stages, steps {samples[0][0]} to {samples[-1][0]}</figcaption>"
                          "</figure>")
+    parts.append(memorization_section(run.get("dir")))
     parts += ["<h2>Config</h2>", f"<pre>{escape(run['config_text'])}</pre>", "</body></html>\n"]
     return "".join(parts)
 
