@@ -52,7 +52,8 @@ def test_an_old_run_loads_samples_evaluates_and_resumes_as_it_did(name, tmp_path
     r = run_cli("train", "--resume", run, "steps=60")
     assert r.returncode == 0, r.stderr
     assert f"resuming {run} from step 40" in r.stderr
-    _close(numbers(run), want["resumed_metrics"], 1e-3)
+    new = {"rt"}                                 # logged since (ADA's r_t, issue 25): absent from the old rows
+    _close([{k: v for k, v in r.items() if k not in new} for r in numbers(run)], want["resumed_metrics"], 1e-3)
     resumed = ganforge.load_run(run)
     assert resumed.step == want["resumed_step"] == 60
     g_sum = float(sum(p.double().sum() for p in resumed.generator.state_dict().values() if p.is_floating_point()))

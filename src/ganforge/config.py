@@ -22,8 +22,11 @@ from typing import Any, Optional
 
 import yaml
 
+from .augment.options import AugmentConfig  # noqa: F401  (the augment section, owned by ganforge.augment)
 from .data.options import DataConfig  # noqa: F401  (the data section, owned by ganforge.data)
+from .nets.transfer import InitConfig  # noqa: F401  (the init section, owned by ganforge.nets.transfer)
 from .errors import UserError
+from .metrics.options import EvalConfig  # noqa: F401  (the eval section, owned by ganforge.metrics)
 from .schema import coerce, dotted_keys, field_type, is_section, opt, read_yaml, section, unknown_key
 
 PRESET_DIR = Path(__file__).parent / "configs"
@@ -37,16 +40,6 @@ def _loss_names():
 def _family_names():
     from .nets import FAMILIES
     return sorted(FAMILIES)
-
-
-def _extractor_names():
-    from .metrics.features import names
-    return names()
-
-
-def _best_choices():
-    from .metrics.registry import best_choices
-    return best_choices()
 
 
 @dataclass
@@ -64,6 +57,7 @@ class ModelConfig:
                       choices=("projection", "concat", "acgan"))
     embed_dim: int = opt(32, "size of the label embedding joined to z (g_cond=concat)", min=1)
     ac_weight: float = opt(1.0, "weight of the auxiliary classifier's cross-entropy (d_cond=acgan)", min=0.0)
+    freeze_d: int = opt(0, "FreezeD (Mo et al. 2020): D's first N blocks from the input keep their weights; 0: none", min=0)
 
     def __post_init__(self):
         self.arch = _family_options(self.name)()      # the family's defaults; _build replaces them
@@ -124,20 +118,6 @@ class LogConfig:
 
 
 @dataclass
-class EvalConfig:
-    """Metrics computed during training, logged to metrics.jsonl and TensorBoard."""
-    every: int = opt(0, "evaluate every N steps; 0: only at the end", min=0)
-    n: int = opt(2500, "generated samples per evaluation", min=1)
-    seed: int = opt(12345, "seed of the evaluation's own z")
-    metrics: str = opt("auto", "comma list of fid,kid,is,pr,dc,modes,memorization,cmmd, or none; auto: toys modes (modes, hq, kl), "
-                       "28x28 digits fid,modes with the mnist features, other images none")
-    features: Optional[str] = opt(None, "feature extractor for image metrics; null: mnist for 28x28 digits, "
-                                  "else efficientnet-lite0", choices=_extractor_names)
-    best: Optional[str] = opt(None, "keep checkpoints/best.pt for the best value of fid, kid, is, precision, recall, "
-                              "density, coverage, kl or modes; null: off", choices=_best_choices)
-
-
-@dataclass
 class GuardConfig:
     """What the loop does when a loss or a gradient is NaN or infinite (train.guard)."""
     nonfinite: str = opt("skip", "skip: drop that update (weights and optimizer state stay as they were); rollback: "
@@ -166,9 +146,11 @@ class Config:
     sync_bn: bool = opt(True, "with --nproc N: batch norm statistics over all N processes, as one process would compute")
     compile: bool = opt(False, "run G and D through torch.compile; falls back to eager with one warning where it fails")
     resume: bool = opt(False, "continue the run in the named folder if it exists")
+    init: InitConfig = section(InitConfig)
     data: DataConfig = section(DataConfig)
     model: ModelConfig = section(ModelConfig)
     penalty: PenaltyConfig = section(PenaltyConfig)
+    augment: AugmentConfig = section(AugmentConfig)
     optim: OptimPair = section(OptimPair)
     ema: EmaConfig = section(EmaConfig)
     log: LogConfig = section(LogConfig)

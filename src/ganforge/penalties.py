@@ -49,5 +49,7 @@ def r1_penalty(out: Tensor, inp: Tensor) -> Tensor:
 
 @torch.no_grad()
 def clip_weights(module: torch.nn.Module, c: float) -> None:
+    """Clamp the weights being trained to [-c, c] (WGAN); frozen ones (FreezeD) stay as they are."""
     for p in module.parameters():
-        p.clamp_(-c, c)
+        if p.requires_grad:
+            p.clamp_(-c, c)

@@ -6,6 +6,11 @@ density is sampled afresh for every batch. Either way batch b is a pure
 function of (seed, b), so the stream's state is the number of batches drawn.
 Under data-parallel training every process draws the same global batch and
 keeps its own ``rows`` of it (``train.distributed``).
+
+``mirror`` (data.mirror, stylegan2-ada's ``--mirror``; Karras et al. 2020)
+doubles the dataset with each image's left-right mirror: an epoch shuffles
+2N items, item i + N being image i flipped, so each image is seen both ways
+once per epoch.
 """
 from __future__ import annotations
 
@@ -19,18 +24,24 @@ from ..rng import Stream, derive
 
 
 class Batches:
-    def __init__(self, dataset, batch_size: int, seed: int, device="cpu", rows: slice = slice(None)):
+    def __init__(self, dataset, batch_size: int, seed: int, device="cpu", rows: slice = slice(None),
+                 mirror: bool = False):
         self.ds, self.batch_size, self.seed, self.device = dataset, batch_size, seed, torch.device(device)
         self.rows = rows
+        self.mirror = mirror
+        if mirror and (dataset.density is not None or dataset.x.dim() != 4):
+            raise UserError("data.mirror=true flips images; this data holds points")
         self.drawn = 0
         self._epoch, self._perm = -1, None
         if dataset.density is not None:
             self._toy = Stream(seed, "data", self.device)
             self.x = self.y = None
         else:
-            if len(dataset) < batch_size:
-                raise UserError(f"batch_size={batch_size} is larger than the dataset ({len(dataset)} samples)")
-            self.per_epoch = len(dataset) // batch_size
+            self.items = len(dataset) * (2 if mirror else 1)
+            if self.items < batch_size:
+                raise UserError(f"batch_size={batch_size} is larger than the dataset ({len(dataset)} samples"
+                                f"{', mirrored ' + str(self.items) if mirror else ''})")
+            self.per_epoch = self.items // batch_size
             self.x = dataset.x.to(self.device)
             self.y = dataset.y.to(self.device) if dataset.y is not None else None
 
@@ -40,15 +51,21 @@ class Batches:
             self.drawn += 1
             return self.ds.density.sample(self.batch_size, self._toy.next(), self.device)[self.rows], None
         idx = self.next_indices()
-        return self.x[idx], (self.y[idx] if self.y is not None else None)
+        if not self.mirror:
+            return self.x[idx], (self.y[idx] if self.y is not None else None)
+        n = len(self.x)
+        flip, idx = idx >= n, idx % n
+        x = torch.where(flip.view(-1, 1, 1, 1), self.x[idx].flip(-1), self.x[idx])
+        return x, (self.y[idx] if self.y is not None else None)
 
     def next_indices(self) -> Tensor:
-        """This process's rows of the next batch, as indices into the dataset."""
+        """This process's rows of the next batch, as indices into the dataset (mirrored: i + N is image i
+        flipped)."""
         epoch, i = divmod(self.drawn, self.per_epoch)
         self.drawn += 1
         if epoch != self._epoch:
             g = torch.Generator().manual_seed(derive(self.seed, "epoch", epoch))
-            self._perm = torch.randperm(len(self.ds), generator=g).to(self.device)
+            self._perm = torch.randperm(self.items, generator=g).to(self.device)
             self._epoch = epoch
         return self._perm[i * self.batch_size:(i + 1) * self.batch_size][self.rows]
 

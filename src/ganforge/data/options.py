@@ -27,4 +27,6 @@ class DataConfig:
     range: Optional[str] = opt(None, "npz:PATH and idx:PATH: the pixel values' range as LO,HI (e.g. -1,1 or 0,255); "
                                "null: the file's own 'range' entry, else the dtype's (integers 0,255, uint16 "
                                "0,65535, floats 0,1); values outside are clipped and counted, over 1% refused")
+    mirror: bool = opt(False, "images: each one also seen mirrored left-right (x-flip dataset amplification, "
+                       "Karras et al. 2020's --mirror); the epoch doubles")
     labels: bool = opt(False, "folder:PATH only: take class labels from the names of sub-folders")

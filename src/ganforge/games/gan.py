@@ -70,16 +70,17 @@ class GANOptions:
 
 class GANGame:
     def __init__(self, G: nn.Module, D: nn.Module, opt_g, opt_d, options: GANOptions, *, batches, z_stream,
-                 aux_stream, precision, dist=None):
+                 aux_stream, precision, dist=None, augment=None):
         """``batches``: real batches (data.batches); ``z_stream``, ``aux_stream``: the seeded streams of z and
         of the penalties' noise (rng.Stream); ``precision``: train.precision.Precision; ``dist``: the
-        data-parallel group (train.distributed.Dist) or None."""
+        data-parallel group (train.distributed.Dist) or None; ``augment``: what D's inputs go through
+        (games.augment.Augmenter) or None."""
         o = options
         self.G, self.D, self.loss, self.reg, self.clip = G, D, o.loss, o.reg, o.clip
         self.opt_g, self.opt_d, self.batches = opt_g, opt_d, batches
         self.z_stream, self.aux_stream = z_stream, aux_stream
         self.d_steps, self.batch_size, self.precision = o.d_steps, o.batch_size, precision
-        self.dist = dist
+        self.dist, self.augment = dist, augment
         self.rows = dist.rows(o.batch_size) if dist is not None else slice(None)
         self.d_count = 0                       # discriminator updates so far (for lazy regularization)
         self.classes, self.acgan, self.ac_weight = o.classes, o.acgan, o.ac_weight
@@ -159,13 +160,16 @@ class GANGame:
             real = real.detach().requires_grad_(True)
         if lazy_on and reg.name == "r2":
             fake = fake.detach().requires_grad_(True)
+        seen_real, seen_fake = real, fake
+        if self.augment is not None:          # D judges augmented images; R1/R2 differentiate through the augmentation
+            seen_real, seen_fake = self.augment(real), self.augment(fake)
         with self.precision.autocast():
             if self.joint:
-                both = torch.cat([real, fake.to(real.dtype)])
+                both = torch.cat([seen_real, seen_fake.to(seen_real.dtype)])
                 out, cls = self.judge(both, None if y_real is None else torch.cat([y_real, y_fake]))
                 out_real, out_fake = out.chunk(2)
             else:
-                (out_real, cls_r), (out_fake, cls_f) = self.judge(real, y_real), self.judge(fake, y_fake)
+                (out_real, cls_r), (out_fake, cls_f) = self.judge(seen_real, y_real), self.judge(seen_fake, y_fake)
                 cls = None if cls_r is None else torch.cat([cls_r, cls_f])
         loss = self.loss.d(out_real, out_fake, **self._mean_arg())
         stats = {}
@@ -176,8 +180,8 @@ class GANGame:
         if lazy_on:
             if reg.name == "gp":
                 with self.precision.autocast():
-                    pen = gradient_penalty(lambda v: self.judge(v, y_real)[0], real, fake, self.aux_stream.next(),
-                                           self.rows, self.batch_size)
+                    pen = gradient_penalty(lambda v: self.judge(v, y_real)[0], seen_real, seen_fake,
+                                           self.aux_stream.next(), self.rows, self.batch_size)
             elif reg.name == "r1":
                 pen = r1_penalty(out_real, real)
             else:
@@ -188,16 +192,21 @@ class GANGame:
         if self.clip:
             clip_weights(self.D, self.clip)
         self.d_count += 1
-        self.last_real, self.last_y = real.detach(), y_real
-        stats.update(loss_d=loss.detach(), d_real=self._outputs(out_real), d_fake=self._outputs(out_fake))
+        self.last_real, self.last_y = seen_real.detach(), y_real
+        stats.update(loss_d=loss.detach(), d_real=self._outputs(out_real), d_fake=self._outputs(out_fake),
+                     rt=torch.sign(out_real.detach().float()).mean())    # ADA's overfitting heuristic r_t
+        if self.augment is not None:
+            stats.update(self.augment.observe(out_real))
         return stats
 
     def g_step(self) -> dict:
+        trained = [p for p in self.D.parameters() if p.requires_grad]      # not FreezeD's frozen blocks
         self.D.requires_grad_(False)
         try:
             z, y = self.sample_z(self.batch_size)
             with self.precision.autocast():
-                out_fake, cls = self.judge(self.generate(z, y), y)
+                fake = self.generate(z, y)
+                out_fake, cls = self.judge(fake if self.augment is None else self.augment(fake), y)
                 out_real = None
                 if self.loss.g_needs_real:
                     with torch.no_grad():
@@ -221,7 +230,8 @@ class GANGame:
                 stats["ortho"] = extra.detach()
             self.precision.backward_step(loss, self.opt_g, "g", self._sync(self.G))
         finally:
-            self.D.requires_grad_(True)
+            for p in trained:
+                p.requires_grad_(True)
         self.g_count += 1
         return {"loss_g": loss.detach(), "d_fake_g": self._outputs(out_fake), **stats}
 
@@ -230,14 +240,21 @@ class GANGame:
         return [self.d_step() for _ in range(self.d_steps)] + [self.g_step()]
 
     def state_dict(self) -> dict:
-        return {"d_count": self.d_count, "g_count": self.g_count}
+        out = {"d_count": self.d_count, "g_count": self.g_count}
+        if self.augment is not None:
+            out["augment"] = self.augment.state_dict()
+        return out
 
     def state_spec(self) -> dict:
         """What load_state_dict takes (runs.verify checks a checkpoint against it): two counters, g_count
-        missing in the oldest checkpoints."""
+        missing in the oldest checkpoints, and the augmentation's state when D's inputs are augmented."""
         from ..runs.verify import Maybe
-        return {"d_count": 0, "g_count": Maybe(0)}
+        return {**self.state_dict(), "d_count": 0, "g_count": Maybe(0)}
 
     def load_state_dict(self, state: dict) -> None:
         self.d_count = int(state["d_count"])
         self.g_count = int(state.get("g_count", 0))
+        if self.augment is not None:
+            if "augment" not in state:
+                raise ValueError("the checkpoint has no augmentation state (augment was none when it was written)")
+            self.augment.load_state_dict(state["augment"])

@@ -144,6 +144,11 @@ class ConditionalD(nn.Module):
                 cls = self.classify(h.flatten(1))
         return (out, cls) if with_classes else out
 
+    def block_list(self):
+        """The family's D's blocks (FreezeD, nets.transfer), None without them; the label's layers are the head's."""
+        inner = getattr(self.base, "block_list", None)
+        return inner() if callable(inner) else None
+
 
 def feature_width(D: nn.Module, shape: tuple, flat: bool = False) -> int:
     """Channels (or units) of ``D.features`` for samples of ``shape`` (``flat``: all its values), found by

@@ -89,6 +89,11 @@ class DCGANDiscriminator(nn.Module):
     def head(self, h: torch.Tensor) -> torch.Tensor:
         return self.net[-1](h).flatten()
 
+    def block_list(self) -> list:
+        """The blocks from the input side (FreezeD, nets.transfer): the first conv with its activation, then
+        each strided conv with its norm and activation; the last s x s conv is the head."""
+        return [self.net[:2]] + [self.net[i:i + 3] for i in range(2, len(self.net) - 1, 3)]
+
 
 def build(shape: tuple, z_dim: int, o: DCGANOptions):
     if len(shape) != 3:

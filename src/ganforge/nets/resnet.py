@@ -112,3 +112,14 @@ class ResNetDiscriminator(nn.Module):
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
         return self.linear(h.flatten(2).sum(2)).flatten()
+
+    def block_list(self) -> list:
+        """The residual blocks from the input side (FreezeD, nets.transfer), a self-attention layer with the
+        block before it; the linear layer is the head."""
+        out: list = []
+        for m in self.blocks:
+            if isinstance(m, DBlock) or not out:
+                out.append(nn.ModuleList([m]))
+            else:
+                out[-1].append(m)
+        return out

@@ -318,6 +318,11 @@ class StyleDiscriminator(nn.Module):
     def head(self, h: torch.Tensor) -> torch.Tensor:
         return self.out(h).flatten()
 
+    def block_list(self) -> list:
+        """One block per resolution from the input side, fromRGB with the first (as StyleGAN2's D blocks;
+        FreezeD, nets.transfer); minibatch std, the last conv and the two linear layers are the head."""
+        return [nn.ModuleList([self.from_rgb, self.blocks[0]]), *self.blocks[1:]]
+
 
 def build(shape: tuple, z_dim: int, o: StyleGANOptions, classes: int = 0):
     if len(shape) != 3 or shape[1] != shape[2]:

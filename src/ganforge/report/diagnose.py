@@ -1,6 +1,6 @@
 """What went wrong in a run, in plain words, read from its metrics.jsonl.
 
-Four failures the GAN literature names, each found by a rule on the logged
+Five failures the GAN literature names, each found by a rule on the logged
 numbers, reported with the step where it began, the evidence and a change
 to try:
 
@@ -17,6 +17,10 @@ to try:
   probability) swinging up and down by large amounts again and again
   instead of settling (Mescheder et al. 2018: unregularized GAN training
   need not converge).
+- **overfitting D**: ADA's heuristic r_t = E[sign D(x_real)] (Karras et
+  al. 2020) staying above 0.6, the value ADA holds it at, without
+  augmentation: D separates the training images with a margin that grows
+  as it memorises them; or, with ADA, p at its ceiling while r_t stays high.
 
 Only losses whose D output is a probability, or least squares (targets 1
 and 0), are judged for overpowering; the others have no fixed scale.
@@ -35,7 +39,7 @@ TARGETS_0_1 = PROBABILITY | {"least-squares"}
 
 @dataclass
 class Finding:
-    kind: str               # nonfinite | overpowering | collapse | oscillation
+    kind: str               # nonfinite | overpowering | collapse | oscillation | overfitting
     title: str
     step: int               # where it began
     evidence: str
@@ -168,8 +172,38 @@ def oscillation(rows: list[dict], loss: str) -> Optional[Finding]:
                    "the game converge locally), and sample from G's EMA (ema.enabled=true).", [key])
 
 
+OVERFIT = 0.6          # ADA's target for r_t (Karras et al. 2020, sec. 3)
+
+
+def overfitting(rows: list[dict]) -> Optional[Finding]:
+    steps, rt = series(rows, "rt")
+    if len(rt) < 3:
+        return None
+    _, p = series(rows, "aug_p")
+    if p and len(p) == len(rt):
+        i = first_sustained([r > OVERFIT and q >= 0.95 for r, q in zip(rt, p)])
+        if i is None:
+            return None
+        return Finding("overfitting", "The discriminator overfits despite augmentation", steps[i],
+                       f"From step {steps[i]} on, ADA's p stayed at {statistics.mean(p[i:]):.2f} (its ceiling) and "
+                       f"r_t = E[sign D(x)] at {statistics.mean(rt[i:]):.2f}, above the {OVERFIT} ADA aims for.",
+                       "The data are too few for this D even fully augmented: add images, mirror them "
+                       "(data.mirror=true), start from a model trained on more data (init=RUN, model.freeze_d=N), "
+                       "or make D smaller.", ["rt", "aug_p"])
+    i = first_sustained([r > OVERFIT for r in rt])
+    if i is None or p:
+        return None
+    return Finding("overfitting", "The discriminator overfits its training images", steps[i],
+                   f"From step {steps[i]} on, r_t = E[sign D(x)] on the real batches stayed above {OVERFIT} "
+                   f"(mean {statistics.mean(rt[i:]):.2f}): D gives almost every training image a positive margin, "
+                   "the sign ADA reads as memorisation (Karras et al. 2020).",
+                   "Augment what D sees: augment=ada (adapts its strength to keep r_t at 0.6) or augment=diffaug; "
+                   "data.mirror=true if mirrored images are valid; or more images.", ["rt"])
+
+
 def diagnose(rows: list[dict], loss: str) -> list[Finding]:
     """Every finding, in the order the run met them."""
     rows = [r for r in rows if isinstance(r.get("step"), int)]
-    found = [f for f in (nonfinite(rows), overpowering(rows, loss), collapse(rows), oscillation(rows, loss)) if f]
+    found = [f for f in (nonfinite(rows), overpowering(rows, loss), collapse(rows), oscillation(rows, loss),
+                         overfitting(rows)) if f]
     return sorted(found, key=lambda f: f.step)

@@ -41,7 +41,8 @@ font-size:12px;overflow:auto;max-height:420px}"""
 TRAINING = (("Losses", ("loss_d", "loss_g"), False),
             ("D's outputs: D(x) and D(G(z))", ("d_real", "d_fake", "d_fake_g"), False),
             ("Gradient norms", ("grad_d", "grad_g"), True),
-            ("Learning rates", ("lr_d", "lr_g"), False))
+            ("Learning rates", ("lr_d", "lr_g"), False),
+            ("Augmentation: ADA's p and r_t = E[sign D(x)]", ("aug_p", "rt"), False))
 
 
 def _b64(kind: str, data: bytes) -> str:

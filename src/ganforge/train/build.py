@@ -12,6 +12,7 @@ from ..errors import UserError
 from ..games.gan import GANGame, GANOptions, Regularizer
 from ..losses import LOSSES
 from ..nets import FAMILIES, build_nets
+from ..nets.transfer import freeze
 from ..rng import Stream, derive
 from . import distributed
 
@@ -32,8 +33,9 @@ def make_optimizer(params, o) -> torch.optim.Optimizer:
 
     Adam uses the fused kernel where torch has one for the parameters' device
     (3-5x faster than the multi-tensor path on a CPU, measured on the toy MLP).
+    Frozen parameters (FreezeD's blocks, ``model.freeze_d``) are left out: no update, no moments, no decay.
     """
-    params = list(params)
+    params = [p for p in params if p.requires_grad]
     if o.name == "adam":
         fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
         return torch.optim.Adam(params, lr=o.lr, betas=(float(o.beta1), float(o.beta2)), weight_decay=o.weight_decay,
@@ -70,7 +72,7 @@ def placement(cfg):
 
 def nets(cfg, data, dist, device) -> tuple:
     """G and D for the data, initialised from the run's seed, on the device (synchronised batch norm under
-    data parallelism, channels-last for convolutional families)."""
+    data parallelism, channels-last for convolutional families, D's first model.freeze_d blocks frozen)."""
     pack = getattr(cfg.model.arch, "pack", 1)
     if cfg.batch_size % pack:
         raise UserError(f"batch_size={cfg.batch_size} must be a multiple of model.pack={pack}")
@@ -84,12 +86,13 @@ def nets(cfg, data, dist, device) -> tuple:
     if FAMILIES[cfg.model.name].convolutional and cfg.channels_last:
         G.to(memory_format=torch.channels_last)
         D.to(memory_format=torch.channels_last)
+    freeze(D, cfg.model.freeze_d, cfg.model.name)      # FreezeD: before the optimizers are made
     return G, D
 
 
 def streams(cfg, data, device, dist) -> tuple:
     """(real batches, the z stream, the aux stream) of a run: seeded, with this process's rows."""
-    return (Batches(data, cfg.batch_size, cfg.seed, device, rows=dist.rows(cfg.batch_size)),
+    return (Batches(data, cfg.batch_size, cfg.seed, device, rows=dist.rows(cfg.batch_size), mirror=cfg.data.mirror),
             Stream(cfg.seed, "z", device), Stream(cfg.seed, "aux", device))
 
 
@@ -109,7 +112,24 @@ def gan_game(trainer) -> GANGame:
     options = GANOptions(LOSSES[cfg.loss], reg, cfg.clip or 0.0, cfg.d_steps, cfg.batch_size, trainer.G.n_classes,
                          acgan=cfg.model.conditional and cfg.model.d_cond == "acgan", ac_weight=cfg.model.ac_weight)
     return GANGame(G, D, trainer.opt_g, trainer.opt_d, options, batches=trainer.batches, z_stream=trainer.z_stream,
-                   aux_stream=trainer.aux_stream, precision=trainer.precision, dist=trainer.dist)
+                   aux_stream=trainer.aux_stream, precision=trainer.precision, dist=trainer.dist,
+                   augment=augmenter(cfg, trainer.data, trainer.device, trainer.dist))
+
+
+def augmenter(cfg, data, device, dist):
+    """What D's inputs go through (augment=diffaug or ada; games.augment), or None for augment=none."""
+    a = cfg.augment
+    if a.name == "none":
+        return None
+    if data.kind != "image":
+        raise UserError(f"augment={a.name} transforms images; {cfg.data.name} holds points")
+    from ..augment import make
+    from ..games.augment import Augmenter
+    pipe = make("diffaug", policy=a.policy) if a.name == "diffaug" else make("ada")
+    adaptive = a.name == "ada" and a.p is None
+    return Augmenter(pipe, Stream(cfg.seed, "augment", device), cfg.batch_size, dist.rows(cfg.batch_size), dist,
+                     adaptive=adaptive, p=a.p or 0.0, target=a.target, interval=a.interval,
+                     speed=a.speed_kimg * 1000.0)
 
 
 def fixed_codes(cfg, classes: int, kind: str, device) -> tuple:

@@ -10,7 +10,9 @@ A folder left by a start killed before its config.yaml was whole starts
 again (by name, or with ``--resume`` and a config); a resume that finds no
 checkpoint while metrics.jsonl goes past the first one is refused rather
 than erased; run.json records the device type and CPU threads, and a resume
-that changes either says in one line that it will not be bit-exact.
+that changes either says in one line that it will not be bit-exact. A run
+with ``init=`` takes another run's weights at step 0 (train.transfer),
+before its folder exists; a resume loads its own checkpoint instead.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from ..config import Config, build, complete, dump, raw_from
 from ..errors import UserError
 from ..runs import folder
 from ..runs.metrics_log import scan
-from . import precision
+from . import precision, transfer
 from .distributed import from_env, rank_device
 
 
@@ -88,6 +90,7 @@ def start(preset: Optional[str], overrides: tuple, out: Path, resume: Optional[P
     cfg, run_dir, resuming = plan_run(preset, overrides, out, resume)
     d = from_env(cfg.device)
     trainer = trainer_class(cfg)(cfg, run_dir, progress)
+    init = None if resuming else transfer.start_from(trainer)     # init=: weights of another run, at step 0 only
     d.barrier()                                   # every rank has planned before the folder exists
     if d.main:
         trainer.lock = folder.create(run_dir, dump(cfg), resuming)
@@ -96,11 +99,12 @@ def start(preset: Optional[str], overrides: tuple, out: Path, resume: Optional[P
         trainer.resumed = resuming and trainer.resume_from_checkpoint()
         if resuming and not trainer.resumed:
             refuse_lost_checkpoints(run_dir)
+            init = transfer.start_from(trainer)
         if d.main:
             if resuming:
                 folder.write_config(run_dir, dump(cfg))
             before = folder.read_info_if_any(run_dir)
-            folder.write_info(run_dir, {**trainer.run_info(), **machine(trainer)})
+            folder.write_info(run_dir, {**trainer.run_info(), **machine(trainer), **transfer.record(init, before)})
             if trainer.resumed:
                 warn_inexact(run_dir, before, machine(trainer), trainer.step)
     except BaseException:

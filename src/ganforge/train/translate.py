@@ -49,6 +49,9 @@ class TranslationTrainer(Trainer):
             raise UserError(f"d_steps={cfg.d_steps}: the image-to-image games update D once per G update")
         if cfg.compile:
             self.warn("compile=true applies to the GAN game; the image-to-image nets run eagerly")
+        if cfg.augment.name != "none" or cfg.data.mirror:
+            raise UserError("augment and data.mirror apply to the GAN game; the image-to-image games keep their "
+                            "pairs as they are (use augment=none, data.mirror=false)")
         data = self.data if game == "pair" else dataclasses.replace(self.data, paired=False)
         rows = self.dist.rows(cfg.batch_size)
         self.batches = PairBatches(data, cfg.batch_size, cfg.seed, self.device, rows)
