@@ -126,18 +126,19 @@ def test_resampling_passes_equal_strided_convolutions_and_their_gradients_are_ex
     assert torch.autograd.gradgradcheck(filters.downsample2, (images(n=1, c=1, side=17, dtype=torch.float64).requires_grad_(True),))
 
 
-def test_source_positions_and_both_samplers():
+def test_source_grid_and_both_samplers():
     """The 2x output grid's samples read where the matrix sends them; the gather sampler (used on GPUs, for its
     deterministic gradient) equals grid_sample (used on the CPU), positions far outside included."""
     G = geometry.rotate_matrix(n_(0.4, -1.0)) @ geometry.scale_matrix(n_(2.5, 0.7), n_(1.9, 0.8))
-    ix, iy = geometry.source_positions(G, 6, 8)
-    qx, qy = -3.5 - 2 + 0.5 * 3, -2.5 - 2 + 0.5 * 5                   # output sample (row 5, column 3)
-    assert ix.shape == (2, 19, 23)
-    assert torch.allclose(ix[:, 5, 3], 2 * (G[:, 0, 0] * qx + G[:, 0, 1] * qy + 3.5))
-    assert torch.allclose(iy[:, 5, 3], 2 * (G[:, 1, 0] * qx + G[:, 1, 1] * qy + 2.5))
+    grid = geometry.source_grid(G, 6, 8, torch.float64)
+    qx, qy = -3.5 - 2 + 0.5 * 3, -2.5 - 2 + 0.5 * 5                   # output sample (row 5, column 3), pixels
+    assert grid.shape == (2, 19, 23, 2)                                 # reads input pixel (G q) of 8 x 6
+    assert torch.allclose(grid[:, 5, 3, 0], (G[:, 0, 0] * qx + G[:, 0, 1] * qy) / 3.5)
+    assert torch.allclose(grid[:, 5, 3, 1], (G[:, 1, 0] * qx + G[:, 1, 1] * qy) / 2.5)
+    assert torch.allclose(geometry.source_grid(G, 6, 8), grid.float(), atol=1e-6)
     img = images(n=2, side=11, dtype=torch.float64).requires_grad_(True)
-    a, b = geometry.sample(img, ix, iy), geometry.sample_gather(img, ix, iy)
-    assert ix.abs().max() > 30 and torch.allclose(a, b, atol=1e-12)
+    a, b = geometry.sample(img, grid), geometry.sample_gather(img, grid)
+    assert grid.abs().max() > 3 and torch.allclose(a, b, atol=1e-12)
     w = torch.rand(a.shape, generator=gen(2), dtype=torch.float64)
     ga, gb = (torch.autograd.grad((v * w).sum(), img)[0] for v in (a, b))
     assert torch.allclose(ga, gb, atol=1e-12)
@@ -292,6 +293,15 @@ def test_two_processes_equal_one(aug):
     assert whole.is_contiguous()            # a channels-last result slowed D's convolutions by 5 %
     with pytest.raises(ValueError, match="not the 6 images"):
         aug(x[:6], gen(7), rows=slice(0, 4), n_global=12)
+
+
+@pytest.mark.parametrize("aug", [DiffAugment(), ADA(p=1.0)], ids=["diffaug", "ada"])
+def test_an_autocast_phase_does_not_change_the_augmentation(aug):
+    """The G phase runs D under autocast; the augmentation (matrix products included) stays in float32."""
+    x = images()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = aug(x, gen(6))
+    assert y.dtype == torch.float32 and torch.equal(y, aug(x, gen(6)))
 
 
 def test_p_zero_returns_the_input_itself():

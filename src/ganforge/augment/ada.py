@@ -91,16 +91,17 @@ class ADA:
             raise UserError(f"ADA's colour transforms need 1- or 3-channel images, got {c} channels: "
                             "use augment.pipe=bg")
         G_inv, C = self.matrices(generator, n_global, h, w, c)
-        y = x if x.dtype in (torch.float32, torch.float64) else x.float()
-        G_inv = G_inv[rows]
-        moved = (G_inv != torch.eye(3)).flatten(1).any(1).nonzero().flatten()   # each image's result is its own
-        if len(moved) == len(y):
-            y = geometry.warp(y, G_inv.to(x.device))
-        elif len(moved):
-            idx = moved.to(x.device)
-            y = y.index_copy(0, idx, geometry.warp(y.index_select(0, idx), G_inv[moved].to(x.device)))
-        if not torch.equal(C, torch.eye(4).expand_as(C)):
-            y = color.recolor(y, C[rows].to(x.device))
+        with torch.autocast(x.device.type, enabled=False):             # in float32 inside a bf16/fp16 phase too
+            y = x if x.dtype in (torch.float32, torch.float64) else x.float()
+            G_inv = G_inv[rows]
+            moved = (G_inv != torch.eye(3)).flatten(1).any(1).nonzero().flatten()   # each image's result: its own
+            if len(moved) == len(y):
+                y = geometry.warp(y, G_inv.to(x.device))
+            elif len(moved):
+                idx = moved.to(x.device)
+                y = y.index_copy(0, idx, geometry.warp(y.index_select(0, idx), G_inv[moved].to(x.device)))
+            if not torch.equal(C, torch.eye(4).expand_as(C)):
+                y = color.recolor(y, C[rows].to(x.device))
         return y.to(x.dtype)
 
     def matrices(self, generator: torch.Generator, n_global: int, height: int, width: int,
@@ -108,7 +109,8 @@ class ADA:
         """The global batch's geometric (n_global, 3, 3; output pixel -> input position) and colour
         (n_global, 4, 4) matrices, on the CPU, drawn from ``generator`` in a fixed order."""
         d = Draws(generator, n_global, slice(None), "cpu")
-        return self._geometry(d, height, width), self._color(d, channels)
+        with torch.autocast("cpu", enabled=False):                      # products of float32 matrices, not bf16
+            return self._geometry(d, height, width), self._color(d, channels)
 
     def _chosen(self, d: Draws, name: str, value: Tensor, identity: float, probability: float | None = None) -> Tensor:
         """``value`` where the image draws this transform, else the identity value (one mask per image)."""

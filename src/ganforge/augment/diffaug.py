@@ -97,17 +97,18 @@ class DiffAugment:
                  n_global: int | None = None) -> Tensor:
         d = Draws(generator, local_rows(x.shape[0], rows, n_global), rows, x.device)
         h, w = x.shape[-2:]
-        for name in self.policy:
-            if name == "color":
-                b, s, c = d.uniform() - 0.5, d.uniform() * 2, d.uniform() + 0.5
-                x = contrast(saturation(brightness(x, d.local(b)), d.local(s)), d.local(c))
-            elif name == "translation":
-                sy, sx = _side(h, self.translation), _side(w, self.translation)
-                ty, tx = d.integers(-sy, sy + 1), d.integers(-sx, sx + 1)
-                x = translation(x, d.local(tx), d.local(ty))
-            else:
-                size = (_side(h, self.cutout), _side(w, self.cutout))
-                cy = d.integers(0, h + 1 - size[0] % 2) - size[0] // 2
-                cx = d.integers(0, w + 1 - size[1] % 2) - size[1] // 2
-                x = cutout(x, d.local(cy), d.local(cx), size)
+        with torch.autocast(x.device.type, enabled=False):             # in x's precision inside an autocast phase
+            for name in self.policy:
+                if name == "color":
+                    b, s, c = d.uniform() - 0.5, d.uniform() * 2, d.uniform() + 0.5
+                    x = contrast(saturation(brightness(x, d.local(b)), d.local(s)), d.local(c))
+                elif name == "translation":
+                    sy, sx = _side(h, self.translation), _side(w, self.translation)
+                    ty, tx = d.integers(-sy, sy + 1), d.integers(-sx, sx + 1)
+                    x = translation(x, d.local(tx), d.local(ty))
+                else:
+                    size = (_side(h, self.cutout), _side(w, self.cutout))
+                    cy = d.integers(0, h + 1 - size[0] % 2) - size[0] // 2
+                    cx = d.integers(0, w + 1 - size[1] % 2) - size[1] // 2
+                    x = cutout(x, d.local(cy), d.local(cx), size)
         return x

@@ -1,0 +1,166 @@
+"""Limited data: does augmentation (DiffAugment, ADA) help a GAN trained on 100, 500 or 2,000 digits? (issue 25)
+
+    python benchmarks/limited_data.py                                   # everything below, several hours here
+    python benchmarks/limited_data.py --sizes 100,500 --models dcgan --seeds 0,1 --steps 1500
+
+Each row trains a preset (``mnist-dcgan`` or ``mnist-stylegan``) on a
+class-balanced subset of the 5,000 embedded MNIST digits (the same images in
+every row of a size: subset seed 0) with ``augment=none``, ``diffaug`` or
+``ada``, for the same number of steps (wall time reported beside it), in a
+child process. Then 5,000 samples of its EMA generator are measured with the
+digit classifier shipped in the package (``mnist`` features):
+
+- FID against all 5,000 real digits;
+- the share of samples the classifier reads with p >= 0.9 (``confident``);
+- memorisation: the share of samples closer to a training image than the
+  training images are to each other (Alaa et al. 2022), beside the same share
+  for 490 real digits that are not in the subset, and metrics.memorization's
+  z-test of the two (here against every training image: the subset is the
+  reference, the unseen digits the baseline);
+- leaks (Karras et al. 2020, Fig. 3): how often the classifier is more
+  confident about a sample after it is flipped left-right or turned by 90°,
+  beside the same share for real digits (digits are neither mirror- nor
+  rotation-symmetric, so a G that learnt augmented digits shows more).
+
+ADA runs with ``augment.speed_kimg`` (default here 50: p can cross [0, 1] in
+50,000 images, 780 steps of 64; the paper's 500 is for runs of millions of
+images). Writes benchmarks/results/limited_data.json (every run) and prints
+a markdown table of means ± sd over seeds, with each seed's FID.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from toy_modes import machine  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results" / "limited_data.json"
+PRESETS = {"dcgan": "mnist-dcgan", "stylegan": "mnist-stylegan"}
+
+
+def subset(y: torch.Tensor, size: int, seed: int = 0) -> torch.Tensor:
+    """``size`` indices, size/10 of each class, drawn with a fixed seed."""
+    g = torch.Generator().manual_seed(seed)
+    per = size // 10
+    return torch.cat([torch.nonzero(y == c).flatten()[torch.randperm(int((y == c).sum()), generator=g)[:per]]
+                      for c in range(10)])
+
+
+def leaks(net, x: torch.Tensor) -> dict:
+    """Shares of images the classifier reads with more confidence after an x-flip, a 90° turn."""
+    from ganforge.metrics.extract import extract
+
+    def conf(v):
+        return extract(net, v, len(v), 500, keep_features=False, keep_logits=True).logits.softmax(1).max(1).values
+
+    base = conf(x)
+    return {"flip": float((conf(x.flip(-1)) > base).double().mean()),
+            "rot90": float((conf(x.rot90(1, (2, 3))) > base).double().mean())}
+
+
+def measure(run_dir: Path, real: torch.Tensor, train_x: torch.Tensor, unseen: torch.Tensor, net) -> dict:
+    import ganforge
+    from ganforge.metrics.extract import extract
+    from ganforge.metrics.fid import FeatureStats, frechet_distance
+    from ganforge.metrics.memorization import flags, two_proportion_z
+    run = ganforge.load_run(run_dir)
+    x = run.sample(5000, seed=0)
+    got = extract(net, x, len(x), 500, keep_features=True, keep_logits=True)
+    ref = extract(net, real, len(real), 500, keep_features=True)
+    a, b = FeatureStats.of(got.features), FeatureStats.of(ref.features)
+    ft = extract(net, train_x, len(train_x), 500, keep_features=True).features
+    fu = extract(net, unseen, len(unseen), 500, keep_features=True).features
+    fake, fresh = flags(got.features, ft)["flagged"], flags(fu, ft)["flagged"]   # against all the training images
+    z, pv = two_proportion_z(int(fake.sum()), len(fake), int(fresh.sum()), len(fresh))
+    last = run.metrics()[-1]
+    return {"fid": frechet_distance(a.mean, a.cov, b.mean, b.cov),
+            "confident": float((got.logits.softmax(1).max(1).values >= 0.9).double().mean()),
+            "memorized": float(fake.double().mean()), "memorized_unseen": float(fresh.double().mean()),
+            "copying": bool(pv < 0.01), "z": z,
+            "leak": leaks(net, x[:2000]), "train_s": last["time"], "aug_p": last.get("aug_p"), "rt": last.get("rt")}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--sizes", default="100,500,2000")
+    p.add_argument("--models", default="dcgan,stylegan")
+    p.add_argument("--augments", default="none,diffaug,ada")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--speed-kimg", type=float, default=50.0)
+    a = p.parse_args(argv)
+    from ganforge.data.embedded import load_mnist
+    from ganforge.metrics.features import get_extractor
+    x01, y, _ = load_mnist()
+    real = x01 * 2 - 1
+    net = get_extractor("mnist")
+    real_leak = leaks(net, real[::2][:2000])
+    rows = json.loads(RESULTS.read_text())["runs"] if RESULTS.is_file() else []
+    done = {(r["model"], r["size"], r["augment"], r["seed"], r["steps"]) for r in rows}
+    print(f"machine: {machine()}; real digits: flip leak {real_leak['flip']:.3f}, rot90 {real_leak['rot90']:.3f}",
+          file=sys.stderr)
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in map(int, a.sizes.split(",")):
+            idx = subset(y, size)
+            keep = torch.ones(len(y), dtype=torch.bool)
+            keep[idx] = False
+            path = Path(tmp) / f"digits-{size}.npz"
+            np.savez(path, x=(x01[idx, 0] * 255).round().to(torch.uint8).numpy(), y=y[idx].numpy())
+            for model in a.models.split(","):
+                for aug in a.augments.split(","):
+                    for seed in map(int, a.seeds.split(",")):
+                        if (model, size, aug, seed, a.steps) in done:
+                            continue
+                        extra = [f"augment={aug}"] + ([f"augment.speed_kimg={a.speed_kimg}"] if aug == "ada" else [])
+                        out = Path(tmp) / f"{model}-{size}-{aug}-{seed}"
+                        t0 = time.time()
+                        r = subprocess.run([sys.executable, "-m", "ganforge", "train", PRESETS[model],
+                                            f"data=npz:{path}", f"steps={a.steps}", f"seed={seed}", "eval.metrics=none",
+                                            "log.progress=off", f"name={out.name}", "--out", tmp, *extra],
+                                           capture_output=True, text=True)
+                        if r.returncode:
+                            print(r.stderr[-2000:], file=sys.stderr)
+                            return r.returncode
+                        res = {"model": model, "size": size, "augment": aug, "seed": seed, "steps": a.steps,
+                               "wall_s": round(time.time() - t0, 1),
+                               **measure(out, real, real[idx], real[keep][::10], net)}
+                        rows.append(res)
+                        print(json.dumps(res), file=sys.stderr)
+                        RESULTS.parent.mkdir(exist_ok=True)
+                        RESULTS.write_text(json.dumps({"machine": machine(), "speed_kimg": a.speed_kimg,
+                                                       "real_leak": real_leak, "runs": rows}, indent=1) + "\n")
+    table(rows, real_leak)
+    return 0
+
+
+def table(rows: list, real_leak: dict) -> None:
+    def ms(v):
+        return f"{statistics.mean(v):.1f} ± {statistics.stdev(v):.1f}" if len(v) > 1 else f"{v[0]:.1f}"
+
+    print("| model | images | augment | FID (mean ± sd) | FID per seed | confident % | memorized % (unseen %) | "
+          "flip / rot90 leak % | train s |\n|---|---|---|---|---|---|---|---|---|")
+    keys = sorted({(r["model"], r["size"], r["steps"], r["augment"]) for r in rows},
+                  key=lambda k: (k[0], k[1], k[2], ["none", "diffaug", "ada"].index(k[3])))
+    for model, size, steps, aug in keys:
+        rs = [r for r in rows if (r["model"], r["size"], r["steps"], r["augment"]) == (model, size, steps, aug)]
+        per_seed = ", ".join(format(r["fid"], ".1f") for r in rs)
+        print(f"| {model} | {size} | {aug} | {ms([r['fid'] for r in rs])} | "
+              f"{per_seed} | {ms([100 * r['confident'] for r in rs])} | "
+              f"{ms([100 * r['memorized'] for r in rs])} ({ms([100 * r['memorized_unseen'] for r in rs])}) | "
+              f"{ms([100 * r['leak']['flip'] for r in rs])} / {ms([100 * r['leak']['rot90'] for r in rs])} | "
+              f"{ms([r['train_s'] for r in rs])} |")
+    print(f"\nreal digits: flip leak {100 * real_leak['flip']:.1f}%, rot90 leak {100 * real_leak['rot90']:.1f}%")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
