@@ -116,6 +116,7 @@ def test_a_resumed_augmented_run_is_bit_exact(tmp_path, extra):
     assert r.returncode == 0, r.stderr[-3000:]
     assert_same_tensors(_nets(whole), _nets(part))
     assert numbers(whole) == numbers(part)
+    assert all(row["grad_g"] > 0 for row in numbers(whole))      # G's gradient passes through the augmentation
     if "augment=ada" in extra:
         ps = [row["aug_p"] for row in numbers(whole)]
         assert ps[-1] > ps[0]                                      # p really moved, and was resumed with the rest

@@ -21,6 +21,8 @@ class AugmentConfig:
                     "augmentation, Karras et al. 2020)", choices=("none", "diffaug", "ada"))
     policy: str = opt("color,translation,cutout", "diffaug: the transforms, a comma list of color, translation "
                       "and cutout")
+    pipe: str = opt("bgc", "ada: the transform groups: bgc (blitting, geometric, colour: the paper's default), bg, "
+                    "blit, geom or color", choices=("bgc", "bg", "blit", "geom", "color"))
     p: Optional[float] = opt(None, "ada: a fixed probability of each transform; null: adapted to target", min=0.0,
                              max=1.0)
     target: float = opt(0.6, "ada: the value of r_t = E[sign D(real)] that p is adapted toward", min=-1.0, max=1.0)

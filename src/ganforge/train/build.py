@@ -125,7 +125,7 @@ def augmenter(cfg, data, device, dist):
         raise UserError(f"augment={a.name} transforms images; {cfg.data.name} holds points")
     from ..augment import make
     from ..games.augment import Augmenter
-    pipe = make("diffaug", policy=a.policy) if a.name == "diffaug" else make("ada")
+    pipe = make("diffaug", policy=a.policy) if a.name == "diffaug" else make("ada", pipe=a.pipe)
     adaptive = a.name == "ada" and a.p is None
     return Augmenter(pipe, Stream(cfg.seed, "augment", device), cfg.batch_size, dist.rows(cfg.batch_size), dist,
                      adaptive=adaptive, p=a.p or 0.0, target=a.target, interval=a.interval,
