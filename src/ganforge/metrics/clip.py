@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import collections
 import math
-import os
 import pickle
 import re
 import zipfile
@@ -60,7 +59,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import UserError
-from .extractor import Extractor, file_hash
+from .extractor import Extractor, file_hash, find_file, hub_checkpoints
 
 MEAN = (0.48145466, 0.4578275, 0.40821073)
 STD = (0.26862954, 0.26130258, 0.27577711)
@@ -219,20 +218,12 @@ class CLIPImageTower(Extractor):
 
 def find_weights(weights=None) -> Path:
     """The weights file: ``weights``, else $GANFORGE_CLIP_WEIGHTS, else ~/.cache/clip or the torch hub checkpoints."""
-    for given, what in ((weights, "clip weights"), (os.environ.get(ENV_VAR) or None, ENV_VAR)):
-        if given is not None:
-            path = Path(given).expanduser()
-            if not path.is_file():
-                raise UserError(f"{what} {str(path)!r}: no such file (a CLIP ViT weights file, e.g. OpenAI's {FILE_NAMES[0]})")
-            return path
-    folders = (Path.home() / ".cache" / "clip", Path(torch.hub.get_dir()) / "checkpoints")
-    for folder in folders:
-        for name in FILE_NAMES:
-            if (folder / name).is_file():
-                return folder / name
-    raise UserError(f"the clip extractor needs CLIP ViT weights (ganforge never downloads): get OpenAI's {FILE_NAMES[0]} "
-                    f"(CMMD's model; {FILE_NAMES[1]} also works, or an open_clip ViT file) from {URL} and pass it as the "
-                    f"weights option, or set {ENV_VAR}=PATH, or put it in {folders[0]}/ or {folders[1]}/")
+    folders = (Path.home() / ".cache" / "clip", hub_checkpoints())
+    return find_file(weights, "clip weights", ENV_VAR, [f / name for f in folders for name in FILE_NAMES],
+                     f"a CLIP ViT weights file, e.g. OpenAI's {FILE_NAMES[0]}",
+                     f"the clip extractor needs CLIP ViT weights (ganforge never downloads): get OpenAI's {FILE_NAMES[0]} "
+                     f"(CMMD's model; {FILE_NAMES[1]} also works, or an open_clip ViT file) from {URL} and pass it as the "
+                     f"weights option, or set {ENV_VAR}=PATH, or put it in {folders[0]}/ or {folders[1]}/")
 
 
 class _Storage(NamedTuple):

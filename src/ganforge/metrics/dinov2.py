@@ -44,7 +44,6 @@ normalised with the ImageNet mean (0.485, 0.456, 0.406) and std (0.229, 0.224,
 from __future__ import annotations
 
 import math
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +55,7 @@ from torch import Tensor, nn
 
 from .. import memory
 from ..errors import UserError
-from .extractor import Extractor, file_hash
+from .extractor import Extractor, file_hash, find_file, hub_checkpoints
 
 SIZE, PATCH, HEAD_DIM = 224, 14, 64
 FILE_NAME = "dinov2_vitl14_pretrain.pth"
@@ -187,17 +186,12 @@ class DINOv2(Extractor):
 def find_weights(weights=None) -> Path:
     """The weights file: ``weights`` (``--dinov2-weights``), else $GANFORGE_DINOV2_WEIGHTS, else ``dinov2_vitl14_pretrain.pth`` in the torch
     hub cache (where ``torch.hub.load('facebookresearch/dinov2', 'dinov2_vitl14')`` leaves it)."""
-    for given, what in ((weights, "--dinov2-weights"), (os.environ.get(ENV_VAR) or None, ENV_VAR)):
-        if given is not None:
-            path = Path(given).expanduser()
-            if not path.is_file():
-                raise UserError(f"{what} {str(path)!r}: no such file (the DINOv2 ViT-L/14 weights {FILE_NAME}, from {URL})")
-            return path
-    cache = Path(torch.hub.get_dir()) / "checkpoints"
-    if (cache / FILE_NAME).is_file():
-        return cache / FILE_NAME
-    raise UserError(f"the dinov2 extractor needs the weights file {FILE_NAME} (ganforge never downloads): get it from {URL} "
-                    f"and pass --dinov2-weights PATH (weights=PATH in Python), or set {ENV_VAR}=PATH, or put it in the torch hub cache {cache}/")
+    cache = hub_checkpoints()
+    return find_file(weights, "--dinov2-weights", ENV_VAR, [cache / FILE_NAME],
+                     f"the DINOv2 ViT-L/14 weights {FILE_NAME}, from {URL}",
+                     f"the dinov2 extractor needs the weights file {FILE_NAME} (ganforge never downloads): get it from {URL} "
+                     f"and pass --dinov2-weights PATH (weights=PATH in Python), or set {ENV_VAR}=PATH, or put it in the "
+                     f"torch hub cache {cache}/")
 
 
 def canonical(state: dict) -> dict:

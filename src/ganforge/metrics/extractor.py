@@ -10,6 +10,7 @@ each way that fails. The registry of names is metrics.features.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -83,6 +84,27 @@ def state_hash(state: dict, n: int = 12) -> str:
             h.update(v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
                      if v.numel() else b"")
     return h.hexdigest()[:n]
+
+
+def find_file(given, flag: str, env_var: str, places, what: str, missing: str) -> Path:
+    """A weights file, never downloaded: ``given`` (named ``flag`` in messages), else $``env_var``, else the
+    first of ``places`` that exists. A given path that is no file is one line naming ``what`` the file is;
+    none found is the line ``missing``. The one lookup of the inception, dinov2 and clip extractors."""
+    for value, name in ((given, flag), (os.environ.get(env_var) or None, env_var)):
+        if value is not None:
+            path = Path(value).expanduser()
+            if not path.is_file():
+                raise UserError(f"{name} {str(path)!r}: no such file ({what})")
+            return path
+    for place in places:
+        if place.is_file():
+            return place
+    raise UserError(missing)
+
+
+def hub_checkpoints() -> Path:
+    """The torch hub cache's checkpoints folder, where torch.hub, pytorch-fid and torch-fidelity put weights."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
 
 
 def load_weights(net: nn.Module, path: Path, what: str, fix: str, to_float: bool = False) -> nn.Module:

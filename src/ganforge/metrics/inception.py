@@ -46,7 +46,6 @@ Preparation (``protocol``), for ganforge's float images in [-1, 1]:
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -55,7 +54,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import UserError
-from .extractor import Extractor, file_hash
+from .extractor import Extractor, file_hash, find_file, hub_checkpoints
 
 SIZE = 299
 FILE_NAME = "pt_inception-2015-12-05-6726825d.pth"                 # pytorch-fid's file
@@ -270,19 +269,12 @@ class InceptionV3(Extractor):
 
 def find_weights(weights=None) -> Path:
     """The weights file: ``weights`` (``--inception-weights``), else $GANFORGE_INCEPTION_WEIGHTS, else the torch hub cache."""
-    for given, what in ((weights, "--inception-weights"), (os.environ.get(ENV_VAR) or None, ENV_VAR)):
-        if given is not None:
-            path = Path(given).expanduser()
-            if not path.is_file():
-                raise UserError(f"{what} {str(path)!r}: no such file (the FID Inception weights {FILE_NAME}, from {URL})")
-            return path
-    cache = Path(torch.hub.get_dir()) / "checkpoints"
-    for name in (FILE_NAME, FIDELITY_FILE_NAME):
-        if (cache / name).is_file():
-            return cache / name
-    raise UserError(f"the inception extractor needs the weights file {FILE_NAME} (ganforge never downloads): get it from {URL} "
-                    f"and pass --inception-weights PATH, or set {ENV_VAR}=PATH, or put it in the torch hub cache {cache}/ "
-                    f"(torch-fidelity's {FIDELITY_FILE_NAME} there works too)")
+    cache = hub_checkpoints()
+    return find_file(weights, "--inception-weights", ENV_VAR, [cache / FILE_NAME, cache / FIDELITY_FILE_NAME],
+                     f"the FID Inception weights {FILE_NAME}, from {URL}",
+                     f"the inception extractor needs the weights file {FILE_NAME} (ganforge never downloads): get it from "
+                     f"{URL} and pass --inception-weights PATH, or set {ENV_VAR}=PATH, or put it in the torch hub cache "
+                     f"{cache}/ (torch-fidelity's {FIDELITY_FILE_NAME} there works too)")
 
 
 def _canonical(key: str) -> str:
