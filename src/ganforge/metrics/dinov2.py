@@ -56,6 +56,7 @@ from torch import Tensor, nn
 from .. import memory
 from ..errors import UserError
 from .extractor import Extractor, file_hash, find_file, hub_checkpoints
+from .extractor import check_layout as check_names_and_shapes
 
 SIZE, PATCH, HEAD_DIM = 224, 14, 64
 FILE_NAME = "dinov2_vitl14_pretrain.pth"
@@ -240,12 +241,7 @@ def check_layout(state: dict, source: str = "the state dict") -> Shape:
     with torch.device("meta"):
         want = {k: v.shape for k, v in DINOv2(shape).state_dict().items()}
     bad = f"{source} is not a DINOv2 {shape.variant} state dict (as {FILE_NAME}, from {URL})"
-    missing, extra = sorted(set(want) - set(state)), sorted(set(state) - set(want))
-    if missing or extra:
-        raise UserError(f"{bad}: {len(missing)} tensors missing (e.g. {missing[:2]}), {len(extra)} unexpected (e.g. {extra[:2]})")
-    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(s)}" for k, s in want.items() if state[k].shape != s]
-    if wrong:
-        raise UserError(f"{bad}: {len(wrong)} tensors have the wrong shape, e.g. {wrong[0]}")
+    check_names_and_shapes(state, want, bad)
     return shape
 
 

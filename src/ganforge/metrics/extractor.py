@@ -102,6 +102,17 @@ def find_file(given, flag: str, env_var: str, places, what: str, missing: str) -
     raise UserError(missing)
 
 
+def check_layout(state: dict, want: dict, bad: str) -> None:
+    """The tensor names and shapes of ``state`` against ``want`` ({name: shape}); a missing, extra or misshapen
+    tensor is one line beginning with ``bad`` (what the file is not)."""
+    missing, extra = sorted(set(want) - set(state)), sorted(set(state) - set(want))
+    if missing or extra:
+        raise UserError(f"{bad}: {len(missing)} tensors missing (e.g. {missing[:2]}), {len(extra)} unexpected (e.g. {extra[:2]})")
+    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(s)}" for k, s in want.items() if state[k].shape != s]
+    if wrong:
+        raise UserError(f"{bad}: {len(wrong)} tensors have the wrong shape, e.g. {wrong[0]}")
+
+
 def hub_checkpoints() -> Path:
     """The torch hub cache's checkpoints folder, where torch.hub, pytorch-fid and torch-fidelity put weights."""
     return Path(torch.hub.get_dir()) / "checkpoints"

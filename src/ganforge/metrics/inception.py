@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import UserError
-from .extractor import Extractor, file_hash, find_file, hub_checkpoints
+from .extractor import Extractor, check_layout, file_hash, find_file, hub_checkpoints
 
 SIZE = 299
 FILE_NAME = "pt_inception-2015-12-05-6726825d.pth"                 # pytorch-fid's file
@@ -297,12 +297,7 @@ def load_weights(net: InceptionV3, path: Path) -> None:
         raise UserError(f"{bad}: it does not hold a dict of tensors")
     state = {_canonical(k): v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     want = {k: v.shape for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
-    missing, extra = sorted(set(want) - set(state)), sorted(set(state) - set(want))
-    if missing or extra:
-        raise UserError(f"{bad}: {len(missing)} tensors missing (e.g. {missing[:2]}), {len(extra)} unexpected (e.g. {extra[:2]})")
-    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(s)}" for k, s in want.items() if state[k].shape != s]
-    if wrong:
-        raise UserError(f"{bad}: {len(wrong)} tensors have the wrong shape, e.g. {wrong[0]}")
+    check_layout(state, want, bad)
     net.load_state_dict(state, strict=False)                     # only num_batches_tracked may be left out
 
 
