@@ -201,10 +201,12 @@ def main(argv=None) -> int:
     return 0
 
 
-def table(rows: list, real_leak: dict) -> None:
-    def ms(v):
-        return f"{statistics.mean(v):.1f} ± {statistics.stdev(v):.1f}" if len(v) > 1 else f"{v[0]:.1f}"
+def ms(v: list) -> str:
+    """Mean ± sd of ``v`` (its one value when alone), one decimal."""
+    return f"{statistics.mean(v):.1f} ± {statistics.stdev(v):.1f}" if len(v) > 1 else f"{v[0]:.1f}"
 
+
+def table(rows: list, real_leak: dict) -> None:
     def leak(rs, *keys):
         return " / ".join(ms([100 * r["leak"][k] for r in rs]) if all(k in r["leak"] for r in rs) else "–"
                           for k in keys)

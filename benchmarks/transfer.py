@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from limited_data import measure, subset  # noqa: E402
+from limited_data import measure, ms, subset  # noqa: E402
 from toy_modes import machine  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "transfer.json"
@@ -119,9 +118,6 @@ def main(argv=None) -> int:
 
 
 def table(rows: list) -> None:
-    def ms(v):
-        return f"{statistics.mean(v):.1f} ± {statistics.stdev(v):.1f}" if len(v) > 1 else f"{v[0]:.1f}"
-
     print("| start | steps | FID vs real 5-9 (mean ± sd) | FID per seed | confident % | read as 5-9 % | "
           "memorized % (unseen %) | train s |\n|---|---|---|---|---|---|---|---|")
     keys = sorted({(r["row"], r["steps"], r["source_steps"]) for r in rows},
