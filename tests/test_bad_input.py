@@ -488,6 +488,8 @@ def test_images_of_every_mode_and_size_load_with_the_right_values(tmp_path):
         im.save(rgb / f"{name}.png")
     _image("CMYK", (8, 8), (0, 255, 255, 0)).save(rgb / "CMYK.jpg")   # red in CMYK (JPEG keeps CMYK)
     x, _, _ = load_folder(str(rgb), None, 4, False)
+    assert x.dtype == torch.uint8                               # held as decoded
+    x = x.float() / 255
     assert x.shape == (10, 3, 4, 4)                             # RGB: the folder holds colour images
     names = [p.stem for p in sorted(rgb.iterdir())]             # the loader's order: by file name
     got = {n: x[i].mean((1, 2)).tolist() for i, n in enumerate(names)}
@@ -499,6 +501,8 @@ def test_images_of_every_mode_and_size_load_with_the_right_values(tmp_path):
     _image("I;16", (5, 7), 32768).save(gray / "half.png")
     _image("L", (7, 5), 0).save(gray / "black.png")
     g, _, _ = load_folder(str(gray), None, 3, False)
+    assert g.dtype == torch.uint8                               # held as decoded
+    g = g.float() / 255
     assert g.shape == (2, 1, 3, 3)                              # a folder of gray images stays gray
     assert torch.allclose(g[1], torch.full((1, 3, 3), 128 / 255))   # 32768 of 65535 -> 128 of 255
     assert torch.equal(g[0], torch.zeros(1, 3, 3))
@@ -514,6 +518,8 @@ def test_tiff_images_load_with_the_right_values_float_ones_included(tmp_path):
     _image("I;16", (6, 6), 65535).save(gray / "i16.tif")
     _image("L", (6, 6), 51).save(gray / "l.tif")
     x, _, _ = load_folder(str(gray), None, 3, False)
+    assert x.dtype == torch.uint8                               # held as decoded
+    x = x.float() / 255
     assert x.shape == (5, 1, 3, 3) and torch.isfinite(x).all()
     got = dict(zip(sorted(p.name for p in gray.iterdir()), x.mean((1, 2, 3)).tolist()))
     want = {"f-255.tiff": 1.0, "f-nan.tif": 0.0, "f-unit.tif": 128 / 255, "i16.tif": 1.0, "l.tif": 0.2}
@@ -522,6 +528,8 @@ def test_tiff_images_load_with_the_right_values_float_ones_included(tmp_path):
     _image("RGB", (8, 8), (0, 255, 0)).save(rgb / "g.tif")
     _image("CMYK", (8, 8), (0, 255, 255, 0)).save(rgb / "r.tiff")                             # red in CMYK
     c, _, _ = load_folder(str(rgb), None, 4, False)
+    assert c.dtype == torch.uint8                               # held as decoded
+    c = c.float() / 255
     assert c.mean((2, 3)).tolist() == [[0, 1, 0], [1, 0, 0]]
 
 

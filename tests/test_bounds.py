@@ -33,8 +33,8 @@ def free(monkeypatch):
 
 @pytest.mark.parametrize("override, words", [
     ("batch_size=1000000000", ["lower batch_size (now 1000000000)", "mostly activations"]),
-    ("data.resolution=100000", ["data.resolution=100000", "400 TB"]),
-    ("data.resolution=1024", ["data.resolution=1024", "41.9 GB"]),            # 28 px digits blown up to 1024
+    ("data.resolution=100000", ["data.resolution=100000", "2.56 TB"]),         # 64 images converted at a time
+    ("data.resolution=1024", ["data.resolution", "mostly activations"]),      # 28 px digits blown up to 1024
     ("log.n_samples=100000000", ["lower log.n_samples", "mostly samples"]),
     ("eval.n=1000000000", ["lower eval.n", "mostly evaluation"]),
 ])

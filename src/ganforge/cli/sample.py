@@ -59,7 +59,7 @@ def run(a) -> int:
         save_png(grid(x, nrow=a.nrow), out)
     else:
         from ..data import load_dataset
-        real = load_dataset(run.config.data).x[: a.n]
+        real = load_dataset(run.config.data).samples[: a.n]
         atomic.write_bytes(out, toy_png(x, real, f"{run.path.name} step {run.step}"))
     print(f"wrote {a.n} samples to {out}")
     return 0

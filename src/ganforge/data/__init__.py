@@ -1,7 +1,9 @@
 """The dataset registry: a name (or ``kind:PATH``) becomes a :class:`Dataset`.
 
-Images are float tensors (N, C, H, W) in [-1, 1]; toy data are (N, d) floats
-with the exact density attached; labels are int64. A held-out split
+Images are held as stored (uint8; data/store.py) and read as float tensors
+(N, C, H, W) in [-1, 1], a batch at a time (``Dataset.samples``) or whole
+(``Dataset.x``, for small data); toy data are (N, d) floats with the exact
+density attached; labels are int64. A held-out split
 (``data.holdout``) is drawn once with a fixed seed, stratified by label, so
 the same images are held out in every run.
 
@@ -14,8 +16,8 @@ image's true translation.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Optional, Union
 
 import torch
 from torch import Tensor
@@ -24,6 +26,7 @@ from .. import memory
 from ..errors import UserError
 from . import files, folder
 from .embedded import EMBEDDED
+from .store import Images, images_of
 from .tasks import TASKS, Task
 from .toy import TOYS, GaussianMixture
 from .transform import from_unit, range_line, resize, to_channels
@@ -35,7 +38,7 @@ TOY_POINTS = 10_000            # the finite sample kept for toys (training draws
 @dataclass
 class Dataset:
     name: str
-    x: Tensor
+    samples: Union[Tensor, Images]        # images as stored (Images), or a tensor (points; image-to-image data)
     y: Optional[Tensor] = None
     classes: Optional[list] = None
     density: Optional[GaussianMixture] = None
@@ -45,10 +48,24 @@ class Dataset:
     a_true: Optional[Tensor] = None       # unpaired, known mapping: each A image's true B image
     b_true: Optional[Tensor] = None       # ... and each B image's true A image
     values: Optional[dict] = None         # npz/IDX: how the pixel values were read (transform.array_to_unit)
+    _x: Optional[Tensor] = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def x(self) -> Tensor:
+        """Every sample as one float tensor, made on first use: for small data (the labs, ``data show``);
+        training and evaluation read ``samples`` a batch at a time."""
+        if isinstance(self.samples, Tensor):
+            return self.samples
+        if self._x is None:
+            memory.check(memory.tensor_bytes(len(self.samples), self.samples.shape[1:]),
+                         f"{self.name} as floats ({len(self.samples)} images of {'x'.join(map(str, self.shape))})",
+                         "lower data.resolution")
+            self._x = self.samples.all()
+        return self._x
 
     @property
     def kind(self) -> str:
-        return "image" if self.x.dim() == 4 else "vector"
+        return "image" if self.samples.dim() == 4 else "vector"
 
     @property
     def translation(self) -> bool:
@@ -60,23 +77,24 @@ class Dataset:
 
     @property
     def shape(self) -> tuple:
-        return tuple(self.x.shape[1:])
+        return tuple(self.samples.shape[1:])
 
     def __len__(self) -> int:
-        return self.x.shape[0]
+        return self.samples.shape[0]
 
     def fingerprint(self) -> dict:
         """Rows, shape and a hash of up to 1,024 evenly spaced rows of each array: what a resume compares
         with its checkpoint's, to tell the user that the data changed in between."""
         import hashlib
         h = hashlib.blake2b(digest_size=8)
-        for t in (self.x, self.y, self.a, self.y_a):
+        for t in (self.samples, self.y, self.a, self.y_a):
             if t is None:
                 h.update(b"-")
                 continue
             rows = torch.linspace(0, len(t) - 1, min(len(t), 1024)).round().long()
             h.update(str(tuple(t.shape)).encode())
-            h.update(t[rows].detach().cpu().contiguous().numpy().tobytes())
+            for part in rows.split(64):        # stored images are converted (and decoded) 64 at a time
+                h.update(t[part].detach().cpu().contiguous().numpy().tobytes())
         return {"n": len(self), "shape": list(self.shape), "hash": h.hexdigest()}
 
 
@@ -132,6 +150,11 @@ def load_dataset(cfg) -> Dataset:
         return _load_translation(cfg, kind, path)
     if cfg.channels_a is not None:
         raise UserError("data.channels_a applies to image-to-image data (a task, pairs:PATH or unpaired:PATH)")
+    if cfg.cache == "none" and kind != "zip":
+        raise UserError(f"data.cache=none streams an image archive (zip:PATH); {cfg.name} is read whole. Pack it "
+                        "with ganforge data pack, or stream a folder as zip:FOLDER")
+    if cfg.labels and kind != "folder":
+        raise UserError("data.labels=true reads labels from sub-folder names: it applies to folder:PATH only")
     values = None
     if cfg.range is not None and kind not in ("npz", "idx"):
         raise UserError(f"data.range (--range) says how the numbers of an npz or IDX array are scaled; {cfg.name} "
@@ -142,24 +165,54 @@ def load_dataset(cfg) -> Dataset:
         x, y, classes = EMBEDDED[kind][0]()
     elif kind == "folder":
         x, y, classes = folder.load_folder(path, cfg.channels, cfg.resolution, cfg.labels)
+    elif kind == "zip":
+        x, y, classes = _load_archive(path, cfg)
     elif kind in ("npz", "idx"):
         x, y, classes, values = (files.load_npz if kind == "npz" else files.load_idx)(path, cfg.range)
         if values is not None and (values["clipped"] or values["from"] == "floats' default"):
             print(f"ganforge: note: {range_line(path, values)}", file=sys.stderr)
     else:
         x, y, classes = files.load_cifar10(path)
-    if cfg.labels and kind != "folder":
-        raise UserError("data.labels=true reads labels from sub-folder names: it applies to folder:PATH only")
-    if x.dim() == 4:
-        x = _shape(x, cfg.channels, cfg.resolution)
+    if isinstance(x, Images):
+        pass                               # an archive: decoded to the configured form
+    elif x.dim() == 4:
+        whites = (values["range"][1],) if values and values["range"][0] == 0 and not values["clipped"] else ()
+        x = images_of(x, cfg.channels, cfg.resolution, (255.0, 16.0, *whites))
     elif cfg.resolution is not None or cfg.channels is not None:
         raise UserError(f"data.resolution and data.channels apply to images; {cfg.name} holds vectors of size {x.shape[1]}")
+    if isinstance(x, Images) and cfg.resolution is not None:     # converted 64 at a time (the fingerprint)
+        memory.check(memory.tensor_bytes(64, x.shape[1:]), f"data.resolution={cfg.resolution} "
+                     f"({'x'.join(map(str, x.shape[1:]))} images as floats, 64 at a time)", "lower data.resolution")
     if y is not None and classes is None:
         classes = [str(i) for i in range(int(y.max()) + 1)]
     if cfg.holdout > 0 or cfg.split != "train":
         keep = _keep(cfg, len(x), y)
-        x, y = x[keep], (y[keep] if y is not None else None)
+        x, y = (x.subset(keep) if isinstance(x, Images) else x[keep]), (y[keep] if y is not None else None)
     return Dataset(cfg.name, x, y, classes, values=values)
+
+
+def _load_archive(path: str, cfg):
+    """An archive's images streamed (an :class:`Images` over the archive) or decoded into memory, per
+    data.cache; the line of what was skipped goes to stderr."""
+    from .archive import decode_archive, open_archive
+    from .store import TensorSource
+    src, y, classes, skipped = open_archive(path, cfg.channels, cfg.resolution)
+    lines = [skipped] if skipped else []
+    mode = cfg.cache
+    if mode == "auto":
+        room = cfg.cache_gb * 1e9 if cfg.cache_gb is not None else 0.5 * (memory.available() or 0)
+        mode = "ram" if len(src) * src.channels * src.side ** 2 <= room else "none"
+    if mode == "ram":
+        stored, kept, bad = decode_archive(src)
+        if bad:
+            lines.append(f"{len(bad)} unreadable: {', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}")
+            y = y[torch.tensor(kept)] if y is not None else None
+        images = Images(TensorSource(stored))
+    else:
+        images = Images(src)
+    if lines:
+        print(f"ganforge: {'; '.join(lines)}; using {len(images)} images", file=sys.stderr)
+    return images, y, classes
 
 
 def _shape(x: Tensor, channels, resolution) -> Tensor:
@@ -177,7 +230,8 @@ def _unpaired_folders(root: str, cfg) -> Task:
     if not ((base / "trainA").is_dir() and (base / "trainB").is_dir()):
         raise UserError(f"unpaired:{root} needs the folders trainA and trainB (CycleGAN's layout)")
     side = cfg.resolution or 256
-    parts = {k: folder.load_folder(str(base / k), cfg.channels_a if k.endswith("A") else cfg.channels, side, False)[0]
+    parts = {k: folder.load_folder(str(base / k), cfg.channels_a if k.endswith("A") else cfg.channels, side,
+                                   False)[0].float() / 255.0
              for k in ("trainA", "trainB", "testA", "testB") if (base / k).is_dir()}
     if ("testA" in parts) != ("testB" in parts):
         raise UserError(f"unpaired:{root} has only one of testA and testB; add the other or remove it")
@@ -236,4 +290,4 @@ def _unknown(name: str) -> str:
     close = difflib.get_close_matches(name, known + [k + ":" for k in (*files.FILE_KINDS, *PAIR_KINDS)], n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return (f"unknown dataset {name!r}{hint}; choose one of {', '.join(known)}, "
-            f"or folder:PATH, npz:PATH, idx:PATH, cifar10:PATH, pairs:PATH, unpaired:PATH")
+            f"or folder:PATH, zip:PATH, npz:PATH, idx:PATH, cifar10:PATH, pairs:PATH, unpaired:PATH")

@@ -25,14 +25,15 @@ from ..rng import Stream, derive
 
 class Batches:
     def __init__(self, dataset, batch_size: int, seed: int, device="cpu", rows: slice = slice(None),
-                 mirror: bool = False):
+                 mirror: bool = False, workers: Optional[int] = None):
         self.ds, self.batch_size, self.seed, self.device = dataset, batch_size, seed, torch.device(device)
         self.rows = rows
         self.mirror = mirror
-        if mirror and (dataset.density is not None or dataset.x.dim() != 4):
+        if mirror and (dataset.density is not None or dataset.samples.dim() != 4):
             raise UserError("data.mirror=true flips images; this data holds points")
         self.drawn = 0
-        self._epoch, self._perm = -1, None
+        self._perms = {}
+        self._ahead, self.workers, self._waited = None, workers, 0.0
         if dataset.density is not None:
             self._toy = Stream(seed, "data", self.device)
             self.x = self.y = None
@@ -42,7 +43,9 @@ class Batches:
                 raise UserError(f"batch_size={batch_size} is larger than the dataset ({len(dataset)} samples"
                                 f"{', mirrored ' + str(self.items) if mirror else ''})")
             self.per_epoch = self.items // batch_size
-            self.x = dataset.x.to(self.device)
+            held = isinstance(dataset.samples, Tensor)     # points, image-to-image data: a tensor on the device
+            self.x = dataset.samples.to(self.device) if held else dataset.samples
+            self._index_device = self.device if held else torch.device("cpu")
             self.y = dataset.y.to(self.device) if dataset.y is not None else None
 
     def next(self) -> tuple[Tensor, Optional[Tensor]]:
@@ -50,24 +53,61 @@ class Batches:
             self._toy.count = self.drawn
             self.drawn += 1
             return self.ds.density.sample(self.batch_size, self._toy.next(), self.device)[self.rows], None
+        b = self.drawn
         idx = self.next_indices()
-        if not self.mirror:
-            return self.x[idx], (self.y[idx] if self.y is not None else None)
         n = len(self.x)
-        flip, idx = idx >= n, idx % n
-        x = torch.where(flip.view(-1, 1, 1, 1), self.x[idx].flip(-1), self.x[idx])
-        return x, (self.y[idx] if self.y is not None else None)
+        flip, src = (idx >= n, idx % n) if self.mirror else (None, idx)
+        if isinstance(self.x, Tensor):
+            x = self.x[src]
+        else:                                  # images as stored: read (streamed: read ahead), then converted here
+            x = self.x.finish(self._read_ahead(b).next() if not self.x.in_memory else self.x.read(src), self.device)
+        if flip is not None:
+            flip = flip.to(x.device)
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+        return x, (self.y[src.to(self.y.device)] if self.y is not None else None)
+
+    def _read_ahead(self, b: int):
+        """The reader of a streamed archive, at batch ``b`` (a new one after a resume moved the count)."""
+        if self._ahead is None or self._ahead.at != b:
+            from .stream import ReadAhead, default_workers
+            self.close()
+            n = len(self.x)
+            self._ahead = ReadAhead(self.x, lambda k: self.indices(k) % n, b,
+                                    default_workers() if self.workers is None else self.workers,
+                                    pin=self.device.type == "cuda")
+        return self._ahead
+
+    def indices(self, b: int) -> Tensor:
+        """This process's rows of batch ``b``: a function of (seed, epoch, position) only."""
+        epoch, i = divmod(b, self.per_epoch)
+        if epoch not in self._perms:           # two epochs kept: the read-ahead may be one epoch ahead
+            g = torch.Generator().manual_seed(derive(self.seed, "epoch", epoch))
+            self._perms = {k: v for k, v in self._perms.items() if k == epoch - 1}
+            self._perms[epoch] = torch.randperm(self.items, generator=g).to(self._index_device)
+        return self._perms[epoch][i * self.batch_size:(i + 1) * self.batch_size][self.rows]
 
     def next_indices(self) -> Tensor:
         """This process's rows of the next batch, as indices into the dataset (mirrored: i + N is image i
         flipped)."""
-        epoch, i = divmod(self.drawn, self.per_epoch)
         self.drawn += 1
-        if epoch != self._epoch:
-            g = torch.Generator().manual_seed(derive(self.seed, "epoch", epoch))
-            self._perm = torch.randperm(self.items, generator=g).to(self.device)
-            self._epoch = epoch
-        return self._perm[i * self.batch_size:(i + 1) * self.batch_size][self.rows]
+        return self.indices(self.drawn - 1)
+
+    @property
+    def streaming(self) -> bool:
+        """Whether batches are decoded from an archive as they are drawn."""
+        return self.x is not None and not isinstance(self.x, Tensor) and not self.x.in_memory
+
+    @property
+    def waited(self) -> float:
+        """Seconds spent waiting for streamed batches so far (0 in memory)."""
+        return self._waited + (self._ahead.waited if self._ahead is not None else 0.0)
+
+    def close(self) -> None:
+        """Stop the read-ahead workers, if any."""
+        if self._ahead is not None:
+            self._waited += self._ahead.waited
+            self._ahead.close()
+            self._ahead = None
 
     def state_dict(self) -> dict:
         return {"drawn": self.drawn}

@@ -11,7 +11,8 @@
   folder with ``data_batch_1..5`` (or ``cifar-10-batches-py/``), unpickled
   by a restricted unpickler that only builds numpy arrays and plain values.
 
-Loaders return (images float32 (N, C, H, W) in [0, 1] or vectors (N, d),
+Loaders return (images (N, C, H, W): uint8 from CIFAR-10, float32 in [0, 1]
+from npz and IDX; or vectors (N, d),
 labels int64 or None, class names or None); the npz and IDX loaders add the
 record of how the pixel values were read (transform.array_to_unit: the range
 comes from ``value_range``, the npz's own ``range`` entry or the dtype, never
@@ -138,7 +139,7 @@ def load_npz(path: str, value_range=None):
 
 # -------------------------------------------------------------------- idx
 
-_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -150,7 +151,7 @@ def read_idx(path: Path) -> np.ndarray:
             gz = f.read(2) == b"\x1f\x8b"
         with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
             raw = f.read(4)
-            if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES or raw[3] == 0:
+            if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES or raw[3] == 0:
                 what = "bad magic number " + raw[:4].hex(" ") if raw else "the file is empty"
                 raise UserError(f"{path} is not an IDX file ({what}; MNIST's files start 00 00 08 03 for images, "
                                 "00 00 08 01 for labels)")
@@ -159,7 +160,7 @@ def read_idx(path: Path) -> np.ndarray:
             if len(raw) < 4 + 4 * ndim:
                 raise UserError(f"{path}: IDX header is truncated")
             dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
-            dtype = np.dtype(_IDX_TYPES[raw[2]])
+            dtype = np.dtype(IDX_TYPES[raw[2]])
             if 0 in dims:
                 raise UserError(f"{path}: IDX header says shape {dims}, which holds no values")
             need = math.prod(dims) * dtype.itemsize            # Python ints: a bogus header cannot overflow
@@ -270,12 +271,13 @@ def load_cifar10(path: str):
         names = _unpickle(meta).get("label_names")
         if isinstance(names, list) and len(names) == 10:
             classes = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
-    x = torch.from_numpy(np.concatenate(xs).astype(np.float32) / 255.0)
+    x = torch.from_numpy(np.concatenate(xs))               # uint8
     return x, torch.from_numpy(np.concatenate(ys)), classes
 
 
 FILE_KINDS = {
     "folder": "a folder of images (recursive)",
+    "zip": "an image archive (stylegan2-ada's zip layout, or such a folder): streamed when it does not fit memory",
     "npz": "an .npz file with array x (and optional y)",
     "idx": "MNIST / Fashion-MNIST IDX files",
     "cifar10": "CIFAR-10 python batches",

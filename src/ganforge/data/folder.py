@@ -7,7 +7,7 @@ with a warning). Every image is converted as the training data will be
 (its channels, transparency over white, centre crop, bicubic resize:
 :func:`image_to_array`). Unreadable images are skipped and counted. Large
 folders are decoded by worker processes (one per core, up to 8), once, into
-one tensor that training then indexes without any decoding.
+one uint8 tensor that training then indexes without any decoding.
 """
 from __future__ import annotations
 
@@ -118,15 +118,21 @@ PARALLEL_FROM = 1000      # images; below this, starting worker processes costs 
 
 def decode_all(files: list[Path], channels: int, side: int, workers: int = 0) -> list:
     """Each file decoded (an array, or None if unreadable), in order; in worker processes for large folders."""
-    jobs = [(p, channels, side) for p in files]
+    return list(parallel_map(_try_decode, [(p, channels, side) for p in files], workers))
+
+
+def parallel_map(fn, jobs: list, workers: int = 0):
+    """``fn`` over ``jobs``, results in order as they come; in worker processes (one per core, up to 8) when
+    there are enough jobs to pay for starting them. ``fn`` is a module-level function."""
     workers = workers or min(os.cpu_count() or 1, 8)
     import multiprocessing as mp
-    if workers < 2 or len(files) < PARALLEL_FROM or "fork" not in mp.get_all_start_methods():
-        return [_try_decode(j) for j in jobs]
+    if workers < 2 or len(jobs) < PARALLEL_FROM or "fork" not in mp.get_all_start_methods():
+        yield from map(fn, jobs)
+        return
     from concurrent.futures import ProcessPoolExecutor
     # fork, as torch's DataLoader on Linux: spawn would re-run the user's script in every worker
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-        return list(pool.map(_try_decode, jobs, chunksize=64))
+        yield from pool.map(fn, jobs, chunksize=64)
 
 
 GRAY_MODES = ("1", "L", "LA", "I", "F", "I;16", "I;16B", "I;16L", "I;16N")
@@ -146,7 +152,7 @@ def folder_channels(files: list[Path]) -> int:
 IMAGE_KINDS = "PNG, JPEG, BMP, WebP, GIF or TIFF"
 
 
-def _why(path: Path, root: Path) -> str:
+def why_unreadable(path: Path, root: Path) -> str:
     """'name: the decoder's reason' for an image file that does not decode."""
     try:
         _decode(path, 3, 8)
@@ -187,7 +193,7 @@ def load_folder(path: str, channels, resolution, labels: bool):
             raise UserError(f"data.labels=true needs every image inside a class sub-folder of {root}"
                             + (f"; {len(loose)} images lie directly in it" if loose else ""))
         classes = names
-    memory.check(memory.tensor_bytes(len(files), (channels, side, side), 5),      # uint8 decoded, then float32
+    memory.check(memory.tensor_bytes(len(files), (channels, side, side), 2),      # uint8 decoded, then stacked
                  f"{len(files)} images of {channels}x{side}x{side}", "lower the resolution")
     arrays, ys, bad = [], [], []
     for p, a in zip(files, decode_all(files, channels, side)):
@@ -200,7 +206,7 @@ def load_folder(path: str, channels, resolution, labels: bool):
     if not arrays:
         what = (f"the one image file under {root} could not be read" if len(files) == 1 else
                 f"none of the {len(files)} image files under {root} could be read")
-        raise UserError(f"{what} ({_why(bad[0], root)}); "
+        raise UserError(f"{what} ({why_unreadable(bad[0], root)}); "
                         f"give a folder of {IMAGE_KINDS} files")
     used = set(ys)
     if classes is not None and len(used) < len(classes):
@@ -214,6 +220,6 @@ def load_folder(path: str, channels, resolution, labels: bool):
     if bad or non_images or hidden:
         print(f"ganforge: {skipped_line(root, bad, non_images, hidden)}; using {len(arrays)} images",
               file=sys.stderr)
-    x = torch.from_numpy(np.stack(arrays).astype(np.float32) / 255.0)
+    x = torch.from_numpy(np.stack(arrays))                 # uint8, as decoded
     y = torch.tensor(ys, dtype=torch.int64) if classes is not None else None
     return x, y, classes

@@ -16,7 +16,8 @@ from ..schema import opt
 @dataclass
 class DataConfig:
     """Where the real samples come from."""
-    name: str = opt("mnist", "a registered dataset (ganforge data list), folder:PATH, npz:PATH, idx:PATH or cifar10:PATH")
+    name: str = opt("mnist", "a registered dataset (ganforge data list), folder:PATH, zip:PATH, npz:PATH, idx:PATH or "
+                    "cifar10:PATH")
     resolution: Optional[int] = opt(None, "image side in pixels after center-crop and resize; null keeps the dataset's own", min=1)
     channels: Optional[int] = opt(None, "1 (gray) or 3 (RGB); null keeps the dataset's own (image-to-image: "
                                   "of domain B, the outputs)", choices=(1, 3))
@@ -30,3 +31,11 @@ class DataConfig:
     mirror: bool = opt(False, "images: each one also seen mirrored left-right (x-flip dataset amplification, "
                        "Karras et al. 2020's --mirror); the epoch doubles")
     labels: bool = opt(False, "folder:PATH only: take class labels from the names of sub-folders")
+    cache: str = opt("auto", "zip:PATH: hold the decoded images in memory (ram; uint8), decode them as batches are "
+                     "drawn (none; worker processes read ahead), or ram when they fit data.cache_gb (auto)",
+                     choices=("auto", "ram", "none"))
+    cache_gb: Optional[float] = opt(None, "zip:PATH, data.cache=auto: the most memory the decoded images may take, "
+                                    "in GB; null: half the memory available at the start", min=0.0)
+    workers: Optional[int] = opt(None, "zip:PATH streamed (data.cache=none): worker processes that decode batches "
+                                 "ahead of the step; 0 decodes in the training process; null: half the cores, "
+                                 "1 to 4", min=0)

@@ -35,9 +35,10 @@ WEIGHTED = ("inception", "dinov2", "clip")       # the extractors whose weights 
 
 @dataclass
 class RealSet:
-    """The real side: samples, a cache key (None: never cached) and, for toys, the density."""
+    """The real side: samples (a tensor, or a dataset's stored images read batch by batch), a cache key (None:
+    never cached) and, for toys, the density."""
     name: str
-    x: Tensor
+    x: Tensor                             # or data.store.Images: len, shape, dim() and x[rows] as a tensor
     key: Optional[dict] = None
     density: object = None
     digits: Optional[str] = None          # "mnist" (one digit per image) or "stacked" (one per channel)

@@ -1,6 +1,7 @@
 """Streaming feature extraction: images in batches through an extractor, with a progress line.
 
-Images come from a tensor or from a function ``fn(start, count) -> images``
+Images come from a tensor, a dataset's stored images (data/store.Images, read
+a batch at a time) or from a function ``fn(start, count) -> images``
 (a generator drawing samples batch by batch), so N is never held as images.
 FID needs only the running mean and covariance (:class:`FeatureStats`,
 Welford/Chan updates), so memory does not grow with N unless the features
@@ -33,7 +34,7 @@ class Extracted:
     seconds: float
 
 
-class _Bar:
+class ProgressBar:
     def __init__(self, total: int, label: str, mode: str):
         self.total, self.label, self.t0, self.last = total, label, time.time(), 0.0
         self.mode = ("bar" if sys.stderr.isatty() else "lines") if mode == "auto" else mode
@@ -61,13 +62,13 @@ def extract(extractor: Extractor, source: Source, n: int, batch: int = 64, keep_
     """Run ``n`` images of ``source`` through ``extractor`` in batches of ``batch``."""
     device = torch.device(device) if device is not None else next(extractor.parameters(), torch.empty(0)).device
     extractor.eval()
-    bar = _Bar(n, label, progress)
+    bar = ProgressBar(n, label, progress)
     stats: Optional[FeatureStats] = None
     feats, logits = [], []
     t0 = time.time()
     for start in range(0, n, batch):
         count = min(batch, n - start)
-        x = source[start:start + count] if isinstance(source, Tensor) else source(start, count)
+        x = source(start, count) if callable(source) else source[start:start + count]
         f, lg = extractor(x.to(device, torch.float32))
         f = f.float().cpu()
         require_finite(f, f"the {extractor.name} features of samples {start} to {start + count - 1}")

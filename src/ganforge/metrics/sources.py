@@ -38,9 +38,9 @@ def from_data_config(cfg: DataConfig, split: Optional[str] = None) -> RealSet:
     if cfg.range is not None:
         key["range"] = cfg.range
     kind = cfg.name.split(":", 1)[0]
-    if ":" in cfg.name and kind in ("folder", "npz", "idx", "cifar10"):
+    if ":" in cfg.name and kind in ("folder", "zip", "npz", "idx", "cifar10"):
         key["files"] = file_fingerprint(cfg.name.split(":", 1)[1])
-    return RealSet(f"{cfg.name} ({cfg.split})", ds.x, key, ds.density, _digits(cfg.name, ds.shape) if ds.kind == "image" else None,
+    return RealSet(f"{cfg.name} ({cfg.split})", ds.samples, key, ds.density, _digits(cfg.name, ds.shape) if ds.kind == "image" else None,
                    ds.y, ds.values)
 
 
@@ -58,20 +58,23 @@ def _folder_side(path: Path) -> int:
 
 def from_path(spec: str, resolution: Optional[int] = None, channels: Optional[int] = None,
               value_range: Optional[str] = None) -> RealSet:
-    """A folder of images, an .npz file (array x) or a registered dataset name (all of it); ``value_range``:
+    """A folder of images, an image archive (a .zip, zip:PATH, or a folder with a dataset.json), an .npz file
+    (array x) or a registered dataset name (all of it); ``value_range``:
     an npz's pixel range (--range)."""
     if spec in EMBEDDED or spec in TOYS:
         return from_data_config(DataConfig(name=spec, split="all", resolution=resolution, channels=channels))
     p = Path(spec).expanduser()
-    if p.is_dir():
+    if spec.startswith("zip:") or p.suffix.lower() == ".zip" or (p / "dataset.json").is_file():
+        name = spec if spec.startswith("zip:") else f"zip:{p}"        # an archive: its own resolution
+    elif p.is_dir():
         name = f"folder:{p}"
         resolution = resolution or _folder_side(p)
     elif p.suffix == ".npz" and p.is_file():
         name = f"npz:{p}"
     elif not p.exists():
-        raise UserError(f"{spec} is neither a folder, an .npz file nor a dataset name (ganforge data list)")
+        raise UserError(f"{spec} is neither a folder, a .zip archive, an .npz file nor a dataset name (ganforge data list)")
     else:
-        raise UserError(f"{spec}: give a folder of images or an .npz file with an array x")
+        raise UserError(f"{spec}: give a folder of images, a .zip archive (ganforge data pack) or an .npz file with an array x")
     cfg = DataConfig(name=name, resolution=resolution, channels=channels, split="all",
                      range=value_range if name.startswith("npz:") else None)
     return from_data_config(cfg)

@@ -32,7 +32,8 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Optional
 
-WALL = ("time", "img_s")
+from ..runs.metrics_log import WALL_CLOCK_KEYS as WALL
+
 PROBABILITY = {"minimax", "nonsaturating", "relativistic", "relativistic-average"}
 TARGETS_0_1 = PROBABILITY | {"least-squares"}
 

@@ -2,9 +2,9 @@
 
 When a run resumes from a checkpoint at step s, lines after s are dropped
 (they will be written again, identically), so an interrupted and resumed run
-leaves the same values as one that never stopped. Wall-clock fields (``time``, ``img_s``)
-are the only ones that differ. A line is appended whole; a reader skips a
-torn last line (a kill in the middle of an append) and empty lines without a
+leaves the same values as one that never stopped. Wall-clock fields (``time``, ``img_s``,
+``data_wait``: the share of the interval a streamed run waited for images) are the only ones that
+differ. A line is appended whole; a reader skips a torn last line (a kill in the middle of an append) and empty lines without a
 word, and every other line that is not a record ganforge writes (not UTF-8,
 not JSON, a number too long to read or too large for a float, no whole step
 >= 0) with one warning that counts them; a truncation drops them and says so.
@@ -19,7 +19,7 @@ from typing import Callable, Optional
 
 from . import atomic, regular
 
-WALL_CLOCK_KEYS = ("time", "img_s")
+WALL_CLOCK_KEYS = ("time", "img_s", "data_wait")
 DAMAGED = "not a JSON object with a whole step >= 0, as ganforge writes"
 
 

@@ -92,7 +92,8 @@ def nets(cfg, data, dist, device) -> tuple:
 
 def streams(cfg, data, device, dist) -> tuple:
     """(real batches, the z stream, the aux stream) of a run: seeded, with this process's rows."""
-    return (Batches(data, cfg.batch_size, cfg.seed, device, rows=dist.rows(cfg.batch_size), mirror=cfg.data.mirror),
+    return (Batches(data, cfg.batch_size, cfg.seed, device, rows=dist.rows(cfg.batch_size), mirror=cfg.data.mirror,
+                    workers=cfg.data.workers),
             Stream(cfg.seed, "z", device), Stream(cfg.seed, "aux", device))
 
 

@@ -267,6 +267,7 @@ class Trainer:
         self.last: dict = {}
         with self._session():
             self._mark = (time.time(), self.images)
+            self._waited = getattr(self.batches, "waited", 0.0)
             self._stop = self._agree_stop()
             while self.step < cfg.steps and not self._stop:
                 self.iteration()
@@ -305,6 +306,10 @@ class Trainer:
         if self.step % cfg.log.every == 0 or eval_due:
             now = time.time()
             rec = self.log_line((self.images - self._mark[1]) / max(now - self._mark[0], 1e-9))
+            if getattr(self.batches, "streaming", False):   # the share of the interval spent waiting for images
+                waited = self.batches.waited
+                rec["data_wait"] = round((waited - self._waited) / max(now - self._mark[0], 1e-9), 4)
+                self._waited = waited
             self._mark = (now, self.images)
             self.guard.note(rec)
             if eval_due:
@@ -353,6 +358,8 @@ class Trainer:
             for sig, handler in old.items():
                 signal.signal(sig, handler)
             self.progress.close()
+            if hasattr(self.batches, "close"):
+                self.batches.close()
             if self.tb is not None:
                 with contextlib.suppress(OSError):
                     self.tb.close()

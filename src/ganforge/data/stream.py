@@ -1,0 +1,83 @@
+"""Batches read ahead: worker processes decode the coming batches of a streamed archive while the step runs.
+
+The rows of batch b are a pure function of (seed, epoch, position)
+(data/batches.py), so the coming batches are known in advance: a sampler
+yields them from the batch the run is at, torch's DataLoader (PyTorch's
+multi-process loader; Paszke et al. 2019) hands each whole batch to one of
+``workers`` forked processes, which decode it (data/archive.py) and return
+the stored uint8 pixels, ``prefetch`` batches per worker ahead, pinned for a
+CUDA device. The conversion to floats happens after, on the device. Nothing
+of the loader is state: a resume starts a new one at the batch it is at, and
+what had been read ahead is dropped. ``workers=0`` decodes in the training
+process, with no read-ahead.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from ..errors import UserError
+
+
+def default_workers() -> int:
+    """Half the cores, 1 to 4: the step keeps the rest."""
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+class _Batches(torch.utils.data.Dataset):
+    """A batch of source rows -> (the stored pixels, None), or (None, the line saying which member failed)."""
+
+    def __init__(self, images):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, rows: Tensor):
+        try:
+            return self.images.read(rows), None
+        except UserError as e:
+            return None, str(e)
+
+
+class _From(torch.utils.data.Sampler):
+    def __init__(self, plan: Callable[[int], Tensor], start: int):
+        self.plan, self.start = plan, start
+
+    def __iter__(self):
+        b = self.start
+        while True:
+            yield self.plan(b)
+            b += 1
+
+
+class ReadAhead:
+    """The stored pixels of batch ``start``, ``start + 1``, ... of ``images``; ``plan(b)`` gives the rows (of
+    ``images``) of batch b."""
+
+    def __init__(self, images, plan: Callable[[int], Tensor], start: int, workers: int, pin: bool = False,
+                 prefetch: int = 2):
+        self.at = start
+        loader = torch.utils.data.DataLoader(
+            _Batches(images), batch_size=None, sampler=_From(plan, start), num_workers=workers,
+            prefetch_factor=prefetch if workers else None, pin_memory=pin,
+            multiprocessing_context="fork" if workers else None)
+        self._it = iter(loader)
+        self.waited = 0.0              # seconds the caller spent waiting for a batch (benchmarks read it)
+
+    def next(self) -> Tensor:
+        import time
+        t0 = time.perf_counter()
+        stored, error = next(self._it)
+        self.waited += time.perf_counter() - t0
+        if error is not None:
+            self.close()
+            raise UserError(error)
+        self.at += 1
+        return stored
+
+    def close(self) -> None:
+        self._it = None
