@@ -124,19 +124,21 @@ def measure(cmd: list, env: dict | None = None, first: Path | None = None) -> di
             "stdout": out[-300:], "stderr": err[-300:]}
 
 
-def train(work: Path, name: str, data: str, side: int, steps: int, extra=(), env=None) -> dict:
+def train(work: Path, name: str, data: str, side: int, steps: int, extra=(), env=None, batch: int = 64) -> dict:
     run = work / "runs" / name
     if run.exists():
         import shutil
         shutil.rmtree(run)
     cmd = [sys.executable, "-m", "ganforge", "train", "model=dcgan", f"data={data}", f"data.resolution={side}",
-           f"steps={steps}", "batch_size=64", "eval.metrics=none", "log.every=1", "log.progress=off",
+           f"steps={steps}", f"batch_size={batch}", "eval.metrics=none", "log.every=1", "log.progress=off",
            f"log.checkpoint_every={steps}", f"log.samples_every={steps}", f"name={name}", "--out", str(work / "runs"),
            *extra]
     r = measure(cmd, env, first=run / "metrics.jsonl")
     rows = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
     steady = rows[len(rows) // 4:]
     r["img_s"] = round(float(np.median([x["img_s"] for x in steady])), 1)
+    r["first_step_s_alone"] = round(rows[0]["time"], 1)     # the first step itself; before it: start-up
+    r["ready_s"] = None if r["first_step_s"] is None else round(r["first_step_s"] - rows[0]["time"], 1)
     if "data_wait" in rows[0]:
         r["data_wait"] = round(float(np.mean([x["data_wait"] for x in steady])), 4)
     return r
@@ -190,14 +192,13 @@ def main(argv=None) -> int:
         print("pack", res["pack"], file=sys.stderr)
         save()
     if "train" in parts:
-        for cache in ("none", "ram"):
-            r = train(work, f"zip-{cache}", f"zip:{archive}", a.side, a.steps, [f"data.cache={cache}"])
-            res[f"train_{cache}"] = r
-            print(cache, r, file=sys.stderr)
+        runs = {"train_none": (a.side, a.steps, "none", 64), "train_ram": (a.side, a.steps // 3, "ram", 64),
+                "train_none_b32": (a.side, a.steps // 3, "none", 32), "train_none_64": (64, a.steps // 2, "none", 64)}
+        for key, (side, steps, cache, batch) in runs.items():
+            res[key] = train(work, key, f"zip:{archive}", side, steps, [f"data.cache={cache}"], batch=batch)
+            res[key].update(side=side, steps=steps, batch=batch)
+            print(key, res[key], file=sys.stderr)
             save()
-        r = train(work, "zip-none-64", f"zip:{archive}", 64, a.steps // 2, ["data.cache=none"])
-        res["train_none_64"] = r
-        save()
     if "baseline" in parts:
         small = work / f"photos-{a.baseline_n}"
         if not small.is_dir():
@@ -205,10 +206,11 @@ def main(argv=None) -> int:
             for f in sorted(photos.rglob("*.jpg"))[: a.baseline_n]:
                 (small / f.name).symlink_to(f)
         steps = max(20, a.steps // 4)
-        res["uint8_folder"] = train(work, "folder-uint8", f"folder:{small}", a.side, steps)
+        res["uint8_folder"] = {**train(work, "folder-uint8", f"folder:{small}", a.side, steps), "steps": steps}
         if a.baseline_src:
             env = {"PYTHONPATH": str(Path(a.baseline_src).resolve())}
-            res["float32_folder"] = train(work, "folder-float32", f"folder:{small}", a.side, steps, env=env)
+            res["float32_folder"] = {**train(work, "folder-float32", f"folder:{small}", a.side, steps, env=env),
+                                     "steps": steps}
         save()
     if "loader" in parts:
         res["loader_img_s"] = {f"{w} workers": loader_rate(archive, a.side, w) for w in (0, 1, 2)}
@@ -224,13 +226,15 @@ def table(res: dict) -> None:
         r = res["pack"]
         print(f"pack: {r['wall_s']} s ({r['images_per_s']} img/s), archive {r['archive_gb']} GB, "
               f"peak {r['peak_tree_pss_gb']} GB")
-    print("| run | peak memory (tree PSS) | trainer peak RSS | first step | img/s | waiting for data |")
-    print("|---|---|---|---|---|---|")
-    for key in ("train_none", "train_ram", "train_none_64", "uint8_folder", "float32_folder"):
+    print("| run | px | batch | steps | peak memory (tree PSS) | trainer peak RSS | start-up | first step done | "
+          "img/s | waiting for data |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for key in ("train_none", "train_ram", "train_none_b32", "train_none_64", "uint8_folder", "float32_folder"):
         if key in res:
             r = res[key]
             wait = f"{100 * r['data_wait']:.1f}%" if "data_wait" in r else "-"
-            print(f"| {key} | {r['peak_tree_pss_gb']} GB | {r['peak_rss_gb']} GB | {r['first_step_s']} s | "
+            print(f"| {key} | {r.get('side', res['side'])} | {r.get('batch', 64)} | {r.get('steps', '')} | "
+                  f"{r['peak_tree_pss_gb']} GB | {r['peak_rss_gb']} GB | {r.get('ready_s')} s | {r['first_step_s']} s | "
                   f"{r['img_s']} | {wait} |")
     if "loader_img_s" in res:
         print("loader alone (img/s):", res["loader_img_s"])

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import assert_same_tensors, numbers, run_cli
+from conftest import assert_same_tensors, final_state, numbers, run_cli
 from ganforge.api import load_run
 from ganforge.data import Dataset, load_dataset
 from ganforge.data.batches import Batches
@@ -166,8 +166,13 @@ def test_a_streamed_run_resumes_bit_exact_and_equals_the_cached_one(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert_same_tensors(_nets(whole), _nets(part))
     assert numbers(whole) == numbers(part)
+    assert torch.equal(final_state(whole)["torch_rng"], final_state(part)["torch_rng"])   # no draw by the loader
     ram = _train(tmp_path, "ram", "steps=8", "data.cache=ram", *data)
     assert_same_tensors(_nets(whole), _nets(ram))
+    from ganforge.runs.metrics_log import read_metrics
+    waits = [r["data_wait"] for r in read_metrics(whole / "metrics.jsonl")]     # streamed: the share spent waiting
+    assert len(waits) == 4 and all(0 <= w < 1 for w in waits)
+    assert all("data_wait" not in r for r in read_metrics(ram / "metrics.jsonl"))
 
 
 def test_two_processes_streaming_equal_one(tmp_path):
@@ -242,3 +247,18 @@ def test_a_damaged_member_met_while_streaming_stops_with_one_line(tmp_path):
     write_stylegan_zip(tmp_path / "ok.zip", u8[:16], None, extra=[("00000/img99999999.png", b"torn")])
     r = _err(tmp_path, tmp_path / "ok.zip", "data.cache=none", "data.workers=1", "batch_size=17")
     assert r.returncode == 2 and "member 00000/img99999999.png" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_eval_and_data_show_read_an_archive_without_decoding_it_whole(tmp_path):
+    from ganforge.cli import main
+    from ganforge.metrics.sources import from_path
+    u8, y = _digits_u8(30)
+    write_stylegan_zip(tmp_path / "ds.zip", u8, y)
+    with zipfile.ZipFile(tmp_path / "ds.zip") as z:
+        z.extractall(tmp_path / "unpacked")
+    for spec in (str(tmp_path / "ds.zip"), f"zip:{tmp_path / 'ds.zip'}", str(tmp_path / "unpacked")):
+        real = from_path(spec)
+        assert isinstance(real.x, Images) and real.x.shape == (30, 1, 28, 28) and real.key["files"]["bytes"] > 0
+        assert torch.equal(real.x[:4], torch.from_numpy(u8[:4]).float().unsqueeze(1) / 255 * 2 - 1)
+    assert main(["data", "show", f"zip:{tmp_path / 'ds.zip'}", "cache=none", "--out", str(tmp_path / "g.png")]) == 0
+    assert (tmp_path / "g.png").stat().st_size > 0

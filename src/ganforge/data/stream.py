@@ -64,8 +64,14 @@ class ReadAhead:
         loader = torch.utils.data.DataLoader(
             _Batches(images), batch_size=None, sampler=_From(plan, start), num_workers=workers,
             prefetch_factor=prefetch if workers else None, pin_memory=pin,
+            generator=torch.Generator().manual_seed(0),   # its base seed: never a draw from torch's global stream
             multiprocessing_context="fork" if workers else None)
-        self._it = iter(loader)
+        import gc
+        gc.freeze()        # the workers fork now: a collection in them would touch, and so copy, every object
+        try:
+            self._it = iter(loader)
+        finally:
+            gc.unfreeze()
         self.waited = 0.0              # seconds the caller spent waiting for a batch (benchmarks read it)
 
     def next(self) -> Tensor:
