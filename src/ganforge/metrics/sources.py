@@ -25,14 +25,15 @@ def _digits(name: str, shape: tuple) -> Optional[str]:
     return "mnist" if tuple(shape) == (1, 28, 28) else None
 
 
-def from_data_config(cfg: DataConfig, split: Optional[str] = None) -> RealSet:
-    """The real samples a run's data section names (``split`` overrides its split)."""
+def from_data_config(cfg: DataConfig, split: Optional[str] = None, loaded=None) -> RealSet:
+    """The real samples a run's data section names (``split`` overrides its split); ``loaded``: that dataset,
+    already loaded (a training run's: an archive is not opened, or decoded, twice)."""
     cfg = copy.deepcopy(cfg)
     if split is not None:
         if split == "holdout" and cfg.holdout <= 0:
             raise UserError("--real-split holdout: this run holds nothing out (data.holdout=0)")
         cfg.split = split
-    ds = load_dataset(cfg)
+    ds = loaded if loaded is not None and split is None else load_dataset(cfg)
     key = {"data": cfg.name, "split": cfg.split, "holdout": cfg.holdout, "resolution": cfg.resolution,
            "channels": cfg.channels}
     if cfg.range is not None:

@@ -63,7 +63,7 @@ class Evaluation:
             metrics = tuple(m.strip() for m in e.metrics.split(",") if m.strip())
         from ..metrics.evaluate import Evaluator, Settings
         from ..metrics.sources import from_data_config
-        return Evaluator(from_data_config(self.cfg.data), Settings(metrics=metrics, features=e.features, seed=e.seed,
+        return Evaluator(from_data_config(self.cfg.data, loaded=data), Settings(metrics=metrics, features=e.features, seed=e.seed,
                                                                   device=self.device, kid_subsets=20))
 
     def _check_best(self) -> None:
