@@ -60,19 +60,19 @@ class Batches:
         if isinstance(self.x, Tensor):
             x = self.x[src]
         else:                                  # images as stored: read (streamed: read ahead), then converted here
-            x = self.x.finish(self._read_ahead(b).next() if not self.x.in_memory else self.x.read(src), self.device)
+            x = self.x.finish(self.read_ahead().next(b) if not self.x.in_memory else self.x.read(src), self.device)
         if flip is not None:
             flip = flip.to(x.device)
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
         return x, (self.y[src.to(self.y.device)] if self.y is not None else None)
 
-    def _read_ahead(self, b: int):
-        """The reader of a streamed archive, at batch ``b`` (a new one after a resume moved the count)."""
-        if self._ahead is None or self._ahead.at != b:
+    def read_ahead(self):
+        """The reader of a streamed archive (its workers fork on the first call: the trainer calls this before
+        it builds the nets, so the workers share none of the pages that training writes)."""
+        if self._ahead is None:
             from .stream import ReadAhead, default_workers
-            self.close()
             n = len(self.x)
-            self._ahead = ReadAhead(self.x, lambda k: self.indices(k) % n, b,
+            self._ahead = ReadAhead(self.x, lambda k: self.indices(k) % n, self.drawn,
                                     default_workers() if self.workers is None else self.workers,
                                     pin=self.device.type == "cuda")
         return self._ahead

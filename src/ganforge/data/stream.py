@@ -7,8 +7,9 @@ multi-process loader; Paszke et al. 2019) hands each whole batch to one of
 ``workers`` forked processes, which decode it (data/archive.py) and return
 the stored uint8 pixels, ``prefetch`` batches per worker ahead, pinned for a
 CUDA device. The conversion to floats happens after, on the device. Nothing
-of the loader is state: a resume starts a new one at the batch it is at, and
-what had been read ahead is dropped. ``workers=0`` decodes in the training
+of the loader is state: a resume moves its sampler to the batch it is at, and
+what had been read ahead for other batches is dropped. The workers fork once,
+before the trainer builds its nets, so they share no page training writes. ``workers=0`` decodes in the training
 process, with no read-ahead.
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ def default_workers() -> int:
 
 
 class _Batches(torch.utils.data.Dataset):
-    """A batch of source rows -> (the stored pixels, None), or (None, the line saying which member failed)."""
+    """(b, rows of batch b) -> (b, the stored pixels, None), or (b, None, the line saying which member failed)."""
 
     def __init__(self, images):
         self.images = images
@@ -36,33 +37,39 @@ class _Batches(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, rows: Tensor):
+    def __getitem__(self, job):
+        b, rows = job
         try:
-            return self.images.read(rows), None
+            return b, self.images.read(rows), None
         except UserError as e:
-            return None, str(e)
+            return b, None, str(e)
 
 
 class _From(torch.utils.data.Sampler):
+    """(b, plan(b)) for b = pos, pos + 1, ...; ``pos`` may be moved (a resume) while the loader runs."""
+
     def __init__(self, plan: Callable[[int], Tensor], start: int):
-        self.plan, self.start = plan, start
+        self.plan, self.pos = plan, start
 
     def __iter__(self):
-        b = self.start
         while True:
-            yield self.plan(b)
-            b += 1
+            b = self.pos
+            self.pos += 1
+            yield b, self.plan(b)
 
 
 class ReadAhead:
-    """The stored pixels of batch ``start``, ``start + 1``, ... of ``images``; ``plan(b)`` gives the rows (of
-    ``images``) of batch b."""
+    """The stored pixels of batch ``at``, ``at + 1``, ... of ``images``; ``plan(b)`` gives the rows (of
+    ``images``) of batch b. The workers fork once, when it is made: made before the nets are built, they
+    share no page that training writes later. :meth:`next` asked for another batch than the one due (a
+    resume) moves the sampler there and drops what was read ahead for other batches."""
 
     def __init__(self, images, plan: Callable[[int], Tensor], start: int, workers: int, pin: bool = False,
                  prefetch: int = 2):
         self.at = start
+        self._sampler = _From(plan, start)
         loader = torch.utils.data.DataLoader(
-            _Batches(images), batch_size=None, sampler=_From(plan, start), num_workers=workers,
+            _Batches(images), batch_size=None, sampler=self._sampler, num_workers=workers,
             prefetch_factor=prefetch if workers else None, pin_memory=pin,
             generator=torch.Generator().manual_seed(0),   # its base seed: never a draw from torch's global stream
             multiprocessing_context="fork" if workers else None)
@@ -74,10 +81,16 @@ class ReadAhead:
             gc.unfreeze()
         self.waited = 0.0              # seconds the caller spent waiting for a batch (benchmarks read it)
 
-    def next(self) -> Tensor:
+    def next(self, b: int) -> Tensor:
+        """The stored pixels of batch ``b``."""
         import time
+        if b != self.at:
+            self._sampler.pos, self.at = b, b
         t0 = time.perf_counter()
-        stored, error = next(self._it)
+        while True:
+            got, stored, error = next(self._it)
+            if got == b:               # batch b's rows never change, so a copy read before a jump serves too
+                break
         self.waited += time.perf_counter() - t0
         if error is not None:
             self.close()

@@ -90,10 +90,15 @@ def nets(cfg, data, dist, device) -> tuple:
     return G, D
 
 
-def streams(cfg, data, device, dist) -> tuple:
-    """(real batches, the z stream, the aux stream) of a run: seeded, with this process's rows."""
-    return (Batches(data, cfg.batch_size, cfg.seed, device, rows=dist.rows(cfg.batch_size), mirror=cfg.data.mirror,
-                    workers=cfg.data.workers),
+def batches(cfg, data, device, dist) -> Batches:
+    """The real batches of a run: seeded, with this process's rows."""
+    return Batches(data, cfg.batch_size, cfg.seed, device, rows=dist.rows(cfg.batch_size), mirror=cfg.data.mirror,
+                   workers=cfg.data.workers)
+
+
+def streams(cfg, data, device, dist, made=None) -> tuple:
+    """(real batches (``made`` if given), the z stream, the aux stream) of a run."""
+    return (made or batches(cfg, data, device, dist),
             Stream(cfg.seed, "z", device), Stream(cfg.seed, "aux", device))
 
 

@@ -51,6 +51,10 @@ class Trainer:
         self.data = load_dataset(cfg.data)
         self.data_print = self.data.fingerprint()
         budget.check_run(cfg, self.data, self.device)      # before any net or batch is allocated
+        self.batches = None
+        if not getattr(self.data.samples, "in_memory", True):
+            self.batches = build.batches(cfg, self.data, self.device, self.dist)
+            self.batches.read_ahead()       # a streamed archive's workers fork now, before the nets exist
         self.G, self.D = build.nets(cfg, self.data, self.dist, self.device)
         self.opt_g = build.make_optimizer(self.G.parameters(), cfg.optim.g)
         self.opt_d = build.make_optimizer(self.D.parameters(), cfg.optim.d)
@@ -72,7 +76,8 @@ class Trainer:
 
     def setup_game(self) -> None:
         """The real batches, the random streams, the game and the fixed inputs of sample grids."""
-        self.batches, self.z_stream, self.aux_stream = build.streams(self.cfg, self.data, self.device, self.dist)
+        self.batches, self.z_stream, self.aux_stream = build.streams(self.cfg, self.data, self.device, self.dist,
+                                                                     self.batches)
         self.game = build.gan_game(self)
         self.fixed_z, self.fixed_y, self.fixed_per = build.fixed_codes(self.cfg, self.G.n_classes, self.data.kind,
                                                                        self.device)
