@@ -66,6 +66,22 @@ def tiny_dcgan():
     return ["model.g_width=8", "model.d_width=8", "model.z_dim=16", "batch_size=16", "log.progress=off"]
 
 
+def train_run(out, name, base, *extra, nproc=1):
+    """``ganforge train BASE... name=NAME EXTRA... --out OUT`` (``--nproc`` when above 1), which must succeed; the
+    run folder."""
+    args = ["train", *base, f"name={name}", *extra, "--out", out] + (["--nproc", str(nproc)] if nproc > 1 else [])
+    r = run_cli(*args, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return Path(out) / name
+
+
+def run_nets(path, nets=("G", "D", "G_ema")):
+    """The state dicts of a run folder's ``nets``, as api.load_run gives them."""
+    from ganforge.api import load_run
+    r = load_run(path)
+    return {n: getattr(r, n).state_dict() for n in nets}
+
+
 def assert_same_nets(a, b, nets=("G", "D", "G_ema")):
     """Two loaded runs (api.Run) hold bit-identical weights and buffers in each of ``nets``."""
     assert_same_tensors({n: getattr(a, n).state_dict() for n in nets}, {n: getattr(b, n).state_dict() for n in nets})

@@ -9,8 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import assert_same_tensors, final_state, numbers, run_cli
-from ganforge.api import load_run
+from conftest import assert_same_tensors, final_state, numbers, run_cli, run_nets, train_run
 from ganforge.data import Dataset, load_dataset
 from ganforge.data.batches import Batches
 from ganforge.data.embedded import load_mnist
@@ -145,15 +144,10 @@ TINY = ["model.g_width=8", "model.d_width=8", "model.z_dim=16", "batch_size=16",
 
 
 def _train(tmp_path, name, *extra, nproc=1):
-    args = ["train", *TINY, f"name={name}", *extra, "--out", tmp_path] + (["--nproc", str(nproc)] if nproc > 1 else [])
-    r = run_cli(*args, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return tmp_path / name
+    return train_run(tmp_path, name, TINY, *extra, nproc=nproc)
 
 
-def _nets(path):
-    r = load_run(path)
-    return {n: getattr(r, n).state_dict() for n in ("G", "D", "G_ema")}
+_nets = run_nets
 
 
 def test_a_streamed_run_resumes_bit_exact_and_equals_the_cached_one(tmp_path):

@@ -5,8 +5,7 @@ import json
 import pytest
 import torch
 
-from conftest import assert_same_tensors, numbers, run_cli
-from ganforge.api import load_run
+from conftest import assert_same_tensors, numbers, run_cli, run_nets, train_run
 from ganforge.data import Dataset
 from ganforge.data.batches import Batches
 from ganforge.errors import UserError
@@ -96,15 +95,10 @@ ADA = ["augment=ada", "augment.speed_kimg=0.5", "augment.interval=2"]    # p mov
 
 
 def _train(tmp_path, name, *extra, nproc=1):
-    args = ["train", *TINY, f"name={name}", *extra, "--out", tmp_path] + (["--nproc", str(nproc)] if nproc > 1 else [])
-    r = run_cli(*args, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return tmp_path / name
+    return train_run(tmp_path, name, TINY, *extra, nproc=nproc)
 
 
-def _nets(path):
-    r = load_run(path)
-    return {n: getattr(r, n).state_dict() for n in ("G", "D", "G_ema")}
+_nets = run_nets
 
 
 @pytest.mark.parametrize("extra", [ADA + ["data.mirror=true"], ["augment=diffaug"]])

@@ -175,14 +175,20 @@ def skipped_line(root: Path, bad: list, non_images: int, hidden: int) -> str:
     return f"skipped {n} file{'s' * (n != 1)} in {root} ({'; '.join(parts)})"
 
 
-def load_folder(path: str, channels, resolution, labels: bool):
-    root = Path(path).expanduser()
+def folder_images(root: Path) -> tuple[list[Path], int, int]:
+    """:func:`list_images` of a folder that must hold images: a missing, empty or image-less folder is one line."""
     need_dir(root, "image folder")
     files, non_images, hidden = list_images(root)
     if not files:
         others = [f"{n} {w}" for n, w in ((non_images, "not images"), (hidden, "hidden")) if n]
         raise UserError(f"no images under {root} ({'; '.join(others) or 'the folder is empty'}); "
                         f"give a folder of {IMAGE_KINDS} files")
+    return files, non_images, hidden
+
+
+def load_folder(path: str, channels, resolution, labels: bool):
+    root = Path(path).expanduser()
+    files, non_images, hidden = folder_images(root)
     side = resolution or 64
     channels = channels or folder_channels(files)
     classes = None

@@ -34,8 +34,8 @@ from ..errors import UserError
 from ..runs import atomic
 from . import files as arrays
 from .archive import INDEX
-from .folder import (IMAGE_KINDS, why_unreadable, folder_channels, image_to_array, list_images, need_dir, open_image, parallel_map,
-                     skipped_line)
+from .folder import (IMAGE_KINDS, folder_channels, folder_images, image_to_array, open_image, parallel_map,
+                     skipped_line, why_unreadable)
 from .transform import parse_range
 
 KINDS = ("folder", "npz", "idx", "cifar10")
@@ -159,12 +159,7 @@ def _encode_row(job) -> bytes:
 # ------------------------------------------------------------------ plans
 
 def _folder_plan(root: Path, resolution, channels, labels) -> _Plan:
-    need_dir(root, "image folder")
-    files, non_images, hidden = list_images(root)
-    if not files:
-        others = [f"{n} {w}" for n, w in ((non_images, "not images"), (hidden, "hidden")) if n]
-        raise UserError(f"no images under {root} ({'; '.join(others) or 'the folder is empty'}); "
-                        f"give a folder of {IMAGE_KINDS} files")
+    files, non_images, hidden = folder_images(root)
     rel = [p.relative_to(root).parts for p in files]
     subs = sorted({r[0] for r in rel if len(r) > 1})
     loose = sum(len(r) == 1 for r in rel)
