@@ -51,3 +51,51 @@ def test_clip_weights():
         m.weight.mul_(100)
     clip_weights(m, 0.01)
     assert m.weight.abs().max().item() <= 0.01 and m.bias.abs().max().item() <= 0.01
+
+
+@pytest.mark.parametrize("name", ["r1", "r2", "gp"])
+def test_a_penalty_in_its_own_pass_gives_the_gradient_of_one_joint_loss(name):
+    """The game backpropagates the main loss, frees its graph, then runs the penalty's own pass (StyleGAN2's
+    "Dreg", to hold one graph at a time): D's gradient must equal that of loss + weight * every * penalty."""
+    from ganforge.games.gan import GANGame, GANOptions, Regularizer
+    from ganforge.losses import LOSSES
+    from ganforge.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+    from ganforge.rng import Stream
+    from ganforge.train.precision import Precision
+
+    torch.manual_seed(0)
+    G, D = DCGANGenerator(8, 1, 16, 8, 32, "batch"), DCGANDiscriminator(1, 16, 8, 32, "none")
+    G.z_dim = 8
+    real = torch.rand(6, 1, 16, 16) * 2 - 1
+
+    class Once:
+        def next(self):
+            return real.clone(), None
+
+    weight, every = 3.0, 2
+    opt = torch.optim.SGD(D.parameters(), lr=1.0)
+    game = GANGame(G, D, None, opt, GANOptions(LOSSES["nonsaturating"], Regularizer(name, weight, every), batch_size=6),
+                   batches=Once(), z_stream=Stream(0, "z"), aux_stream=Stream(0, "aux"),
+                   precision=Precision("fp32", torch.device("cpu")))
+    before = [p.detach().clone() for p in D.parameters()]
+    stats = game.d_step()
+    got = [b - p.detach() for b, p in zip(before, D.parameters())]      # SGD, lr 1: the gradient itself
+
+    for p, b in zip(D.parameters(), before):
+        p.data.copy_(b)
+    z = torch.randn(6, 8, generator=Stream(0, "z").next())
+    with torch.no_grad():
+        fake = G(z)
+    x_real, x_fake = real.clone().requires_grad_(name == "r1"), fake.clone().requires_grad_(name == "r2")
+    out_real, out_fake = D(x_real), D(x_fake)
+    loss = LOSSES["nonsaturating"].d(out_real, out_fake)
+    if name == "gp":
+        pen = gradient_penalty(D, real, fake, Stream(0, "aux").next())
+    else:
+        pen = r1_penalty(out_real, x_real) if name == "r1" else r1_penalty(out_fake, x_fake)
+    total = loss + weight * every * pen
+    want = torch.autograd.grad(total, list(D.parameters()))
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-6)
+    assert float(stats["loss_d"]) == pytest.approx(float(total.detach()), rel=1e-5)
+    assert float(stats["penalty"]) == pytest.approx(float(pen), rel=1e-5)

@@ -165,11 +165,12 @@ class GANGame:
             seen_real, seen_fake = self.augment(real), self.augment(fake)
         with self.precision.autocast():
             if self.joint:
-                both = torch.cat([seen_real, seen_fake.to(seen_real.dtype)])
+                both = torch.cat([seen_real.detach(), seen_fake.detach().to(seen_real.dtype)])
                 out, cls = self.judge(both, None if y_real is None else torch.cat([y_real, y_fake]))
                 out_real, out_fake = out.chunk(2)
             else:
-                (out_real, cls_r), (out_fake, cls_f) = self.judge(seen_real, y_real), self.judge(seen_fake, y_fake)
+                (out_real, cls_r), (out_fake, cls_f) = (self.judge(seen_real.detach(), y_real),
+                                                        self.judge(seen_fake.detach(), y_fake))
                 cls = None if cls_r is None else torch.cat([cls_r, cls_f])
         loss = self.loss.d(out_real, out_fake, **self._mean_arg())
         stats = {}
@@ -177,23 +178,31 @@ class GANGame:
             ac = F.cross_entropy(cls, torch.cat([y_real, y_fake]))
             loss = loss + self.ac_weight * ac
             stats["ac_d"] = ac.detach()
-        if lazy_on:
-            if reg.name == "gp":
-                with self.precision.autocast():
+        stats["loss_d"] = loss.detach()
+
+        def penalty() -> Tensor:
+            """The lazy regularizer in its own pass, after the main loss's graph is freed (StyleGAN2's "Dreg")."""
+            with self.precision.autocast():
+                if reg.name == "gp":
                     pen = gradient_penalty(lambda v: self.judge(v, y_real)[0], seen_real, seen_fake,
                                            self.aux_stream.next(), self.rows, self.batch_size)
-            elif reg.name == "r1":
-                pen = r1_penalty(out_real, real)
-            else:
-                pen = r1_penalty(out_fake, fake)
-            loss = loss + reg.weight * reg.every * pen
+                elif reg.name == "r1":
+                    out = self.judge(seen_real, y_real)[0]
+                else:
+                    out = self.judge(seen_fake, y_fake)[0]
+            if reg.name != "gp":
+                pen = r1_penalty(out, real if reg.name == "r1" else fake)
             stats["penalty"] = pen.detach()
-        self.precision.backward_step(loss, self.opt_d, "d", self._sync(self.D))
+            term = reg.weight * reg.every * pen
+            stats["loss_d"] = stats["loss_d"] + term.detach()      # loss_d is the whole loss, penalty included
+            return term
+
+        self.precision.backward_step(loss, self.opt_d, "d", self._sync(self.D), then=penalty if lazy_on else None)
         if self.clip:
             clip_weights(self.D, self.clip)
         self.d_count += 1
         self.last_real, self.last_y = seen_real.detach(), y_real
-        stats.update(loss_d=loss.detach(), d_real=self._outputs(out_real), d_fake=self._outputs(out_fake),
+        stats.update(d_real=self._outputs(out_real), d_fake=self._outputs(out_fake),
                      rt=torch.sign(out_real.detach().float()).mean())    # ADA's overfitting heuristic r_t
         if self.augment is not None:
             stats.update(self.augment.observe(out_real))
@@ -217,23 +226,30 @@ class GANGame:
                 ac = F.cross_entropy(cls, y)
                 loss = loss + self.ac_weight * ac
                 stats["ac_g"] = ac.detach()
-            lazy = getattr(self.G, "lazy_penalty", None)
-            found = lazy(self.g_count, self._draw_for_penalty, self._global_mean) if lazy is not None else None
-            if found is not None:                   # G's lazy regularizer (StyleGAN2's path-length penalty)
-                pen, length = found
-                loss = loss + pen
-                stats.update(pl_penalty=pen.detach(), pl_length=length)
             penalty = getattr(self.G, "weight_penalty", None)
             extra = penalty() if penalty is not None else None
             if extra is not None:                   # a regularizer on G's weights (BigGAN's orthogonal one)
                 loss = loss + extra
                 stats["ortho"] = extra.detach()
-            self.precision.backward_step(loss, self.opt_g, "g", self._sync(self.G))
+            stats["loss_g"] = loss.detach()
+            lazy = getattr(self.G, "lazy_penalty", None)
+
+            def path_length() -> Tensor | None:
+                """G's lazy regularizer (StyleGAN2's path-length penalty) in its own pass ("Greg"), if due."""
+                found = lazy(self.g_count, self._draw_for_penalty, self._global_mean)
+                if found is None:
+                    return None
+                pen, length = found
+                stats.update(pl_penalty=pen.detach(), pl_length=length, loss_g=stats["loss_g"] + pen.detach())
+                return pen
+
+            self.precision.backward_step(loss, self.opt_g, "g", self._sync(self.G),
+                                         then=path_length if lazy is not None else None)
         finally:
             for p in trained:
                 p.requires_grad_(True)
         self.g_count += 1
-        return {"loss_g": loss.detach(), "d_fake_g": self._outputs(out_fake), **stats}
+        return {"d_fake_g": self._outputs(out_fake), **stats}
 
     def step(self) -> list[dict]:
         """d_steps discriminator updates, then one generator update; the statistics of each."""

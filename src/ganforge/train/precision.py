@@ -61,15 +61,23 @@ class Precision:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=DTYPES[self.mode])
 
-    def backward_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer, which: str, sync=None) -> None:
+    def backward_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer, which: str, sync=None,
+                      then=None) -> None:
         """zero_grad, backward and step for the optimizer of net ``which``; ``sync()`` runs between
-        backward and step (the gradient all-reduce of data-parallel training). An update whose loss or
-        gradients are not finite is dropped (the optimizer does not step) and noted in ``failed``."""
+        backward and step (the gradient all-reduce of data-parallel training). ``then()``, if given, is
+        called after ``loss``'s backward has freed its graph and returns a second term (or None) whose
+        gradients are added before the step (a penalty's own pass, as StyleGAN2's separate "Dreg" and "Greg"
+        phases: the two graphs are never held at once). An update whose loss or gradients are not finite is dropped (the optimizer
+        does not step) and noted in ``failed``."""
         from .guard import nonfinite
         opt.zero_grad(set_to_none=True)
         scaler = self.scalers.get(which)
         if scaler is None:
             loss.backward()
+            extra = then() if then is not None else None
+            if extra is not None:
+                extra.backward()
+                loss = loss.detach() + extra.detach()
             if sync is not None:
                 sync()
             bad = nonfinite(loss if self.check == "all" else None, opt) if self.check != "off" else None
@@ -83,6 +91,13 @@ class Precision:
                 self.failed.append((which, "loss"))
                 return
             scaler.scale(loss).backward()
+            extra = then() if then is not None else None
+            if extra is not None:
+                if self.check == "all" and not bool(torch.isfinite(extra.detach()).all()):
+                    opt.zero_grad(set_to_none=True)
+                    self.failed.append((which, "loss"))
+                    return
+                scaler.scale(extra).backward()
             if sync is not None:
                 sync()
             scaler.step(opt)
