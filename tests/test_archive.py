@@ -59,6 +59,27 @@ def test_a_zip_written_the_stylegan2_ada_way_reads_with_its_pixels_and_labels(tm
     assert gray.shape == (1, 6, 6) and gray.samples[3].shape == (1, 6, 6)
 
 
+def test_deflated_and_bzip2_members_read_as_stored_ones_and_a_flipped_byte_is_caught(tmp_path):
+    rgb = np.random.default_rng(1).integers(0, 256, (9, 10, 10, 3), dtype=np.uint8)
+    write_stylegan_zip(tmp_path / "stored.zip", rgb)
+    with zipfile.ZipFile(tmp_path / "stored.zip") as src, zipfile.ZipFile(tmp_path / "mixed.zip", "w") as z:
+        for k, name in enumerate(src.namelist()):              # deflate, bzip2 and stored members side by side
+            kind = (zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_STORED)[k % 3]
+            z.writestr(name, src.read(name), compress_type=kind)
+    want = load_dataset(DataConfig(name=f"zip:{tmp_path / 'stored.zip'}", cache="none")).x
+    assert torch.equal(load_dataset(DataConfig(name=f"zip:{tmp_path / 'mixed.zip'}", cache="none")).x, want)
+    whole = bytearray((tmp_path / "stored.zip").read_bytes())
+    with zipfile.ZipFile(tmp_path / "stored.zip") as z:
+        info = z.getinfo("00000/img00000004.png")
+    at = info.header_offset + 30 + len(info.filename) + info.compress_size // 2
+    whole[at] ^= 0x10                                           # one bit of a stored PNG's pixel data flipped
+    (tmp_path / "flipped.zip").write_bytes(bytes(whole))
+    ds = load_dataset(DataConfig(name=f"zip:{tmp_path / 'flipped.zip'}", cache="none"))
+    assert torch.equal(ds.samples.take(torch.tensor([3, 5])), want[[3, 5]])
+    with pytest.raises(UserError, match="member 00000/img00000004.png: bad CRC-32"):
+        ds.samples.take(torch.tensor([4]))
+
+
 def test_an_unpacked_archive_folder_reads_as_the_zip_does(tmp_path):
     u8, y = _digits_u8(20)
     names = write_stylegan_zip(tmp_path / "ds.zip", u8, y)

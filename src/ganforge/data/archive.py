@@ -10,8 +10,14 @@ class names) and ``resolution``; readers that do not know them ignore them.
 
 Nothing is decoded to open an archive but its first image (for the channels
 and size when the config leaves them open); images are decoded when read
-(:class:`ArchiveSource`), each process opening the zip for itself, so worker
-processes read in parallel. A member that does not decode while streaming is
+(:class:`ArchiveSource`). A zip's member table is read once, into a few
+numpy arrays of offsets and sizes (:class:`_Members`); a member is then one
+positioned read (``os.pread``, safe from any forked worker) and a CRC-32
+check. The standard library's ``ZipFile`` is not kept open for this: it holds
+a Python object per member, about 600 bytes each (62 MB for 100,000
+images), and every forked worker that opened it would hold its own copy.
+Members compressed otherwise than stored or deflated (bzip2, LZMA) are read
+through ``ZipFile``. A member that does not decode while streaming is
 one line naming it; decoded whole (data.cache=ram) it is skipped and counted
 like an unreadable file of an image folder.
 """
@@ -20,7 +26,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Optional
 
@@ -34,14 +42,54 @@ from .folder import GRAY_MODES, IMAGE_SUFFIXES, image_to_array, list_images, ope
 INDEX = "dataset.json"
 
 
+class _Members:
+    """Where the members ``names`` of a zip are: local header offset, compressed and plain sizes, CRC-32 and
+    compression method, one numpy array each (no Python object per member, so forked workers share them)."""
+
+    def __init__(self, path: Path, infos: dict, names: list[str]):
+        rows = [infos[n] for n in names]
+        self.offset = np.array([i.header_offset for i in rows], dtype=np.int64)
+        self.size = np.array([i.compress_size for i in rows], dtype=np.int64)
+        self.plain = np.array([i.file_size for i in rows], dtype=np.int64)
+        self.crc = np.array([i.CRC for i in rows], dtype=np.uint32)
+        self.method = np.array([-1 if i.flag_bits & 1 else i.compress_type for i in rows], dtype=np.int16)
+        self.path, self._file, self._zip, self._pid = path, None, None, None
+
+    def read(self, i: int, name: str) -> bytes:
+        """Member ``i``'s bytes, checked against its CRC-32; raises on a damaged or truncated member."""
+        method = int(self.method[i])
+        if method == -1:
+            raise ValueError("encrypted member")
+        if method not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):     # bzip2, LZMA: the standard library's way
+            if self._pid != os.getpid():
+                self._zip, self._pid = zipfile.ZipFile(self.path), os.getpid()
+            return self._zip.read(name)
+        if self._file is None:                 # pread takes no file position, so a forked worker may share it
+            self._file = open(self.path, "rb")
+        fd, at, size = self._file.fileno(), int(self.offset[i]), int(self.size[i])
+        head = os.pread(fd, 30, at)
+        if len(head) < 30 or head[:4] != b"PK\x03\x04":
+            raise ValueError("bad local file header")
+        skip = 30 + sum(struct.unpack("<HH", head[26:30]))
+        data = os.pread(fd, size, at + skip)
+        if len(data) < size:
+            raise EOFError("the archive ends inside this member")
+        if method == zipfile.ZIP_DEFLATED:
+            data = zlib.decompress(data, -15)
+        if len(data) != int(self.plain[i]) or zlib.crc32(data) != int(self.crc[i]):
+            raise ValueError("bad CRC-32 or size")
+        return data
+
+
 class ArchiveSource:
     """The images ``names`` of the archive at ``path`` (a zip file or a folder), decoded on read as uint8
-    (``channels``, ``side``, ``side``)."""
+    (``channels``, ``side``, ``side``); ``infos``: a zip's ``ZipInfo`` by name (dropped once its offsets and
+    sizes are kept)."""
 
-    def __init__(self, path: Path, names: list[str], channels: int, side: int):
+    def __init__(self, path: Path, names: list[str], channels: int, side: int, infos: Optional[dict] = None):
         self.path, self.names, self.channels, self.side = Path(path), names, channels, side
         self.is_zip = self.path.is_file()
-        self._zip, self._pid = None, None
+        self._members = _Members(self.path, infos, names) if self.is_zip else None
 
     def __len__(self) -> int:
         return len(self.names)
@@ -54,18 +102,15 @@ class ArchiveSource:
     def dtype(self) -> torch.dtype:
         return torch.uint8
 
-    def open_member(self, name: str):
-        """The member ``name`` as a binary file; the zip is opened once per process (a forked worker gets its
-        own handle: a shared one would interleave the reads)."""
+    def open_member(self, i: int):
+        """Image ``i``'s file, as a binary file."""
         if not self.is_zip:
-            return open(self.path / name, "rb")
-        if self._pid != os.getpid():
-            self._zip, self._pid = zipfile.ZipFile(self.path), os.getpid()
-        return io.BytesIO(self._zip.read(name))
+            return open(self.path / self.names[i], "rb")
+        return io.BytesIO(self._members.read(i, self.names[i]))
 
     def decode(self, i: int) -> np.ndarray:
         """Image ``i`` as uint8 (C, side, side); raises what the zip or the decoder raises."""
-        with self.open_member(self.names[i]) as f, open_image(f) as im:
+        with self.open_member(i) as f, open_image(f) as im:
             im.load()
             return image_to_array(im, self.channels, self.side)
 
@@ -92,13 +137,14 @@ def _is_hidden(name: str) -> bool:
     return any(part.startswith(".") or part == "__MACOSX" for part in name.split("/"))
 
 
-def _list(path: Path) -> tuple[list[str], Optional[bytes], int, int]:
-    """(image names sorted, the dataset.json bytes or None, how many other members, how many hidden)."""
+def _list(path: Path) -> tuple[list[str], Optional[bytes], int, int, Optional[dict]]:
+    """(image names sorted, the dataset.json bytes or None, how many other members, how many hidden, a zip's
+    ZipInfo by name or None)."""
     if path.is_dir():
         files, others, hidden = list_images(path)
         index = path / INDEX
         text = index.read_bytes() if index.is_file() else None
-        return sorted(p.relative_to(path).as_posix() for p in files), text, others - (text is not None), hidden
+        return sorted(p.relative_to(path).as_posix() for p in files), text, others - (text is not None), hidden, None
     try:
         with zipfile.ZipFile(path) as z:
             infos = [i for i in z.infolist() if not i.is_dir()]
@@ -116,7 +162,7 @@ def _list(path: Path) -> tuple[list[str], Optional[bytes], int, int]:
             names.append(info.filename)
         elif info.filename != INDEX:
             others += 1
-    return sorted(names), text, others, hidden
+    return sorted(names), text, others, hidden, {i.filename: i for i in infos}
 
 
 def _labels(path: Path, text: Optional[bytes], names: list[str]):
@@ -163,11 +209,12 @@ def open_archive(location: str, channels: Optional[int], resolution: Optional[in
         raise UserError(f"archive {path} does not exist")
     if not (path.is_dir() or path.is_file()):
         raise UserError(f"archive {path} is not a regular file (a device, FIFO or socket)")
-    names, text, others, hidden = _list(path)
+    names, text, others, hidden, infos = _list(path)
     if not names:
         raise UserError(f"{path} holds no images ({others} other files); pack one with ganforge data pack")
     names, y, classes, unmatched, unlabelled = _labels(path, text, names)
-    src = ArchiveSource(path, names, channels or 1, resolution or 1)
+    src = ArchiveSource(path, names, channels or 1, resolution or 1, infos)
+    del infos
     first = _first_image(src, channels, resolution)
     src.channels, src.side = first
     parts = [f"{n} {w}" for n, w in ((unlabelled, "images without a label"), (others, "not images"),
@@ -180,9 +227,9 @@ def _first_image(src: ArchiveSource, channels: Optional[int], resolution: Option
     """The channels and side to decode to: the config's, else those of the first image that opens."""
     if channels and resolution:
         return channels, resolution
-    for name in src.names[:64]:
+    for i in range(min(64, len(src))):
         try:
-            with src.open_member(name) as f, open_image(f) as im:
+            with src.open_member(i) as f, open_image(f) as im:
                 c = channels or (1 if im.mode in GRAY_MODES else 3)
                 return c, resolution or min(im.size)
         except Exception:  # an unreadable member: the next one tells
