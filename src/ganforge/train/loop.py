@@ -49,7 +49,7 @@ class Trainer:
         check = "off" if cfg.guard.nonfinite == "off" else "grads" if self.dist.active else "all"
         self.precision = Precision(cfg.precision, self.device, check)
         self.data = load_dataset(cfg.data)
-        self.data_print = self.data.fingerprint()
+        self._data_print = None
         budget.check_run(cfg, self.data, self.device)      # before any net or batch is allocated
         self.batches = None
         if not getattr(self.data.samples, "in_memory", True):
@@ -73,6 +73,14 @@ class Trainer:
         self.lock = None            # the run folder's lock (runs.folder.hold_lock), held by rank 0 while training
         self._asked = False         # a stop was requested (set by the signal handler, on this rank only)
         self._stop = False          # the stop every rank agreed on (read only where the ranks agree)
+
+    @property
+    def data_print(self) -> dict:
+        """The data's fingerprint (data.Dataset.fingerprint), made when a checkpoint or a resume first needs it:
+        for a streamed archive it decodes 1,024 images, a second that need not delay the first step."""
+        if self._data_print is None:
+            self._data_print = self.data.fingerprint()
+        return self._data_print
 
     def setup_game(self) -> None:
         """The real batches, the random streams, the game and the fixed inputs of sample grids."""
