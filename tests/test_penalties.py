@@ -98,4 +98,4 @@ def test_a_penalty_in_its_own_pass_gives_the_gradient_of_one_joint_loss(name):
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-6)
     assert float(stats["loss_d"]) == pytest.approx(float(total.detach()), rel=1e-5)
-    assert float(stats["penalty"]) == pytest.approx(float(pen), rel=1e-5)
+    assert float(stats["penalty"]) == pytest.approx(float(pen.detach()), rel=1e-5)
