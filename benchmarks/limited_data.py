@@ -168,6 +168,7 @@ def main(argv=None) -> int:
     print(f"machine: {machine()}; real digits: {real_leak}", file=sys.stderr)
     with tempfile.TemporaryDirectory() as scratch:
         tmp = a.work or scratch
+        Path(tmp).mkdir(parents=True, exist_ok=True)
         for size in map(int, a.sizes.split(",")):
             idx = subset(y, size)
             keep = torch.ones(len(y), dtype=torch.bool)

@@ -15,6 +15,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _precision_auto_fp32():
+    """precision=auto means fp32 in the tests, unmeasured: their figures must not depend on whether bf16 is fast on
+    the CPU that runs them (tests/test_precision_auto.py unsets it to test the measurement)."""
+    old = os.environ.get("GANFORGE_PRECISION_AUTO")
+    os.environ["GANFORGE_PRECISION_AUTO"] = "fp32"
+    yield
+    if old is None:
+        os.environ.pop("GANFORGE_PRECISION_AUTO", None)
+    else:
+        os.environ["GANFORGE_PRECISION_AUTO"] = old
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _stats_cache(tmp_path_factory):
     """Keep the tests' reference statistics out of ~/.cache (child processes inherit the variable)."""
     old = os.environ.get("GANFORGE_CACHE")

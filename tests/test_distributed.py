@@ -116,6 +116,21 @@ def test_batch_norm_is_synchronized_over_processes(tmp_path):
     assert max(float((per_rank[k].float() - one[k].float()).abs().max()) for k in one) > 1e-4
 
 
+def test_precision_auto_is_decided_once_for_every_process(tmp_path, monkeypatch):
+    """Rank 0 times the nets (plain batch norm: the synchronised one would wait for the other ranks) and tells the
+    others; the choice is written once, in config.yaml and run.json."""
+    args = ["mnist-dcgan", "device=cpu", "precision=auto", "model.g_width=8", "model.d_width=8", "model.z_dim=16",
+            "batch_size=16", "steps=2", "log.every=2", "log.samples_every=100", "log.checkpoint_every=2",
+            "eval.metrics=none", "name=auto", "--out", tmp_path, "--nproc", "2"]
+    monkeypatch.delenv("GANFORGE_PRECISION_AUTO")          # measured, not the suite's fp32
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
+    r = run_cli("train", *args, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    chosen = json.loads((tmp_path / "auto" / "run.json").read_text())["precision_auto"]["precision"]
+    assert f"precision: {chosen}" in (tmp_path / "auto" / "config.yaml").read_text()
+    assert r.stderr.count("(auto: a step of these nets took") == 1
+
+
 def test_evaluation_is_shared_by_the_processes_and_equals_one_process(tmp_path):
     args = ["mnist-dcgan", "device=cpu", "threads=1", "precision=fp32", "model.g_width=8", "model.d_width=8", "model.z_dim=16", "batch_size=16", "steps=2",
             "log.every=2", "log.samples_every=100", "log.checkpoint_every=2", "eval.n=301",

@@ -138,7 +138,8 @@ class Config:
     d_steps: int = opt(1, "discriminator updates per generator update (k in Goodfellow et al. 2014)", min=1)
     loss: str = opt("nonsaturating", "the objective", choices=_loss_names)
     clip: Optional[float] = opt(None, "clip D's weights to [-c, c]; null: 0.01 for wasserstein, off otherwise; 0: off", min=0.0)
-    precision: str = opt("auto", "auto (bf16 where the hardware is fast at it), fp32, bf16 or fp16 (CUDA)",
+    precision: str = opt("auto", "auto (CPU: fp32 or bf16, whichever a timed step of the run's nets says is faster, "
+                         "cached per machine; CUDA: bf16 where supported), fp32, bf16 or fp16 (CUDA)",
                          choices=("auto", "fp32", "bf16", "fp16"))
     device: str = opt("auto", "auto, cpu, cuda or cuda:N")
     threads: int = opt(0, "CPU threads for torch; 0: torch's default (data-parallel: the cores shared by the processes)", min=0)

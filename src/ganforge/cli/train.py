@@ -29,6 +29,7 @@ def add_parser(sub):
 def run(a) -> int:
     import os
 
+    from ..train import precision_auto
     from ..train.start import plan_run, start
     apply_insist(a)
     if a.nproc < 1:
@@ -48,7 +49,8 @@ def run(a) -> int:
     elif trainer.dist.main:
         trainer.progress.say(f"run {run_dir}: {cfg.model.name} on {cfg.data.name} ({len(trainer.data)} samples), "
                              f"loss {cfg.loss}, {cfg.steps} steps, {trainer.device} {cfg.precision}"
-                             + (f", {trainer.dist.world} processes" if trainer.dist.active else ""))
+                             + (f", {trainer.dist.world} processes" if trainer.dist.active else "")
+                             + (f" ({precision_auto.why(trainer.precision_choice)})" if trainer.precision_choice else ""))
     result = trainer.run()
     if trainer.dist.main:
         report_after_training(run_dir)

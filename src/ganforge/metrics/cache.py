@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Optional
 
 import torch
 
+from ..cachedir import cache_root
 from ..runs import atomic
 from .extract import Extracted
 from .fid import FeatureStats
@@ -27,7 +27,7 @@ VERSION = 1
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("GANFORGE_CACHE") or Path.home() / ".cache" / "ganforge") / "stats"
+    return cache_root() / "stats"
 
 
 def file_fingerprint(path: str) -> dict:

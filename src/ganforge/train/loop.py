@@ -36,6 +36,7 @@ from . import budget, build
 from .ema import EMA
 from .evaluation import Evaluation
 from .guard import Guard
+from . import precision_auto
 from .precision import Precision
 from .progress import Progress
 from .tb import EventWriter
@@ -47,7 +48,6 @@ class Trainer:
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.dist, self.device = build.placement(cfg)
         check = "off" if cfg.guard.nonfinite == "off" else "grads" if self.dist.active else "all"
-        self.precision = Precision(cfg.precision, self.device, check)
         self.data = load_dataset(cfg.data)
         self._data_print = None
         budget.check_run(cfg, self.data, self.device)      # before any net or batch is allocated
@@ -55,6 +55,10 @@ class Trainer:
         if not getattr(self.data.samples, "in_memory", True):
             self.batches = build.batches(cfg, self.data, self.device, self.dist)
             self.batches.read_ahead()       # a streamed archive's workers fork now, before the nets exist
+        self.precision_choice = None        # what precision=auto measured on a CPU (train.precision_auto)
+        if cfg.precision == "auto":
+            cfg.precision, self.precision_choice = precision_auto.choose(cfg, self.data, self.device, self.dist)
+        self.precision = Precision(cfg.precision, self.device, check)
         self.G, self.D = build.nets(cfg, self.data, self.dist, self.device)
         self.opt_g = build.make_optimizer(self.G.parameters(), cfg.optim.g)
         self.opt_d = build.make_optimizer(self.D.parameters(), cfg.optim.d)
@@ -109,6 +113,8 @@ class Trainer:
                 "n_data": len(d)}
         if d.translation:
             info.update(shape_a=list(d.shape_a), n_data_a=len(d.a), paired=d.paired)
+        if self.precision_choice:
+            info["precision_auto"] = {k: v for k, v in self.precision_choice.items() if k != "cached"}
         return info
 
     # ------------------------------------------------------------ state

@@ -1,17 +1,15 @@
 """Numeric precision: fp32, or bf16/fp16 autocast over fp32 master weights.
 
-``auto`` picks bf16 where the hardware is fast at it (CUDA GPUs that support
-bf16; CPUs with AMX tiles, where bf16 matrix products run several times
-faster than fp32) and fp32 elsewhere: on a CPU with AVX512-BF16 alone,
-bf16 matmuls measured slower than fp32, so auto keeps fp32 there.
+``auto`` is bf16 on CUDA GPUs that support it; on a CPU it stays ``auto``
+here and the trainer times the run's own nets in fp32 and bf16 once the
+data and nets exist (train.precision_auto: a flag cannot tell whether bf16
+is faster on a given CPU; a measurement can).
 fp16 uses a gradient scaler per optimizer (Micikevicius et al. 2018) and
 needs CUDA. Losses and penalties are computed in fp32 from the nets' outputs.
 """
 from __future__ import annotations
 
 import contextlib
-from functools import lru_cache
-
 import torch
 
 from ..errors import UserError
@@ -19,27 +17,13 @@ from ..errors import UserError
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-@lru_cache(maxsize=None)
-def cpu_flags() -> frozenset:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
-def fast_bf16(device: torch.device) -> bool:
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and {"amx_bf16", "amx_tile"} <= cpu_flags()
-
-
 def resolve(precision: str, device: torch.device) -> str:
+    """The precision a run on ``device`` trains with, where it is known before its nets exist: ``auto`` on a CPU
+    stays ``auto`` (the trainer measures it: train.precision_auto.choose)."""
     if precision == "auto":
-        return "bf16" if fast_bf16(device) else "fp32"
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        return "auto" if device.type == "cpu" else "fp32"
     if precision == "fp16" and device.type != "cuda":
         raise UserError("precision=fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
     return precision

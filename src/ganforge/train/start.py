@@ -68,6 +68,8 @@ def plan_run(preset: Optional[str], overrides: tuple, out: Path, resume: Optiona
     raw, saved = saved_config(run_dir)
     wanted = finish_config(build(raw_from(preset, overrides, base=None if preset else raw)))
     wanted.name = run_dir.name
+    if wanted.precision == "auto":                # measured when the run started: a resume keeps that choice
+        wanted.precision = saved.precision
     folder.check_resumable(saved.to_dict(), wanted.to_dict(), run_dir)
     return wanted, run_dir, True
 
@@ -104,7 +106,8 @@ def start(preset: Optional[str], overrides: tuple, out: Path, resume: Optional[P
             if resuming:
                 folder.write_config(run_dir, dump(cfg))
             before = folder.read_info_if_any(run_dir)
-            folder.write_info(run_dir, {**trainer.run_info(), **machine(trainer), **transfer.record(init, before)})
+            kept = {k: before[k] for k in ("precision_auto",) if k in before}     # the choice made at the start
+            folder.write_info(run_dir, {**kept, **trainer.run_info(), **machine(trainer), **transfer.record(init, before)})
             if trainer.resumed:
                 warn_inexact(run_dir, before, machine(trainer), trainer.step)
     except BaseException:
