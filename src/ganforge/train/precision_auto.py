@@ -6,10 +6,12 @@ CPU is not told by a flag: AMX tiles make bf16 matrix products several times fas
 and small networks spend their time in autocast's casts, not in products. So ``auto`` times what a training step
 computes (G's forward, D on the generated batch and on a real one, the backward through all of it) with a
 fresh build of the run's own G and D (plain batch norm, not the synchronised one of --nproc) at this process's
-batch, in rounds that alternate fp32 and bf16 (after one warm-up step each), and takes bf16 when the median of the rounds' fp32/bf16 time ratios is at least ``MARGIN``. A first round
-far from the margin either way settles it (bf16 ran 15x slower than fp32 for the main job's DCGAN on an AMD EPYC
-without AVX-512, where bf16 convolutions fall back to PyTorch's reference kernels); otherwise rounds go on for
-at least ``MIN_SECONDS``. Nothing of the run is touched: the measured nets are discarded and torch's global
+batch, in rounds that alternate fp32 and bf16 (after one warm-up step each), and takes bf16 when the median of
+the rounds' fp32/bf16 time ratios is at least ``MARGIN``. ``MIN_ROUNDS`` rounds far from the margin either way
+settle it (bf16 ran 15x slower than fp32 for the main job's DCGAN on an AMD EPYC without AVX-512, where
+bf16 convolutions fall back to PyTorch's reference kernels); otherwise rounds go on for at least ``MIN_SECONDS``.
+Rounds that disagree with each other by more than ``NOISY`` (another job sharing the cores) decide this run only:
+the next start measures again. Nothing of the run is touched: the measured nets are discarded and torch's global
 random state restored, so a run whose ``auto`` chose bf16 is bit-identical to one given ``precision=bf16``.
 
 The choice is cached (``$GANFORGE_CACHE/precision.json``) by machine (CPU model and flags, cores, torch's threads,
@@ -39,7 +41,8 @@ from .precision import Precision
 
 MARGIN = 1.10           # bf16 must be this much faster than fp32 to be chosen
 MIN_ROUNDS, MAX_ROUNDS, MIN_SECONDS = 3, 15, 1.0
-CLEAR = 1.5             # a round whose ratio is this far past the margin, either way, settles it alone
+CLEAR = 1.5             # rounds whose ratios are all this far past the margin, either way, settle it at MIN_ROUNDS
+NOISY = 2.0             # rounds whose ratios differ by more than this factor (a busy machine) are not cached
 VERSION = 1
 ENV = "GANFORGE_PRECISION_AUTO"     # fp32 or bf16: what auto means here, unmeasured (a cluster without a home cache)
 
@@ -170,11 +173,12 @@ def measure(cfg, data, rows: int, device) -> dict:
             n += 1
             ratios = [a / b for a, b in zip(times["fp32"], times["bf16"])]
             clear = all(r <= MARGIN / CLEAR for r in ratios) or all(r >= MARGIN * CLEAR for r in ratios)
-            if n >= MAX_ROUNDS or slow or clear or (n >= MIN_ROUNDS and time.perf_counter() - t_start >= MIN_SECONDS):
+            if n >= MAX_ROUNDS or slow or (n >= MIN_ROUNDS and (clear or time.perf_counter() - t_start >= MIN_SECONDS)):
                 break
-    ratio = statistics.median(a / b for a, b in zip(times["fp32"], times["bf16"]))
     return {"fp32_ms": round(1e3 * statistics.median(times["fp32"]), 3),
-            "bf16_ms": round(1e3 * statistics.median(times["bf16"]), 3), "ratio": round(ratio, 4), "rounds": n}
+            "bf16_ms": round(1e3 * statistics.median(times["bf16"]), 3),
+            "ratio": round(statistics.median(ratios), 4), "rounds": n,
+            "spread": round(max(ratios) / min(ratios), 3)}
 
 
 def choose(cfg, data, device, dist) -> tuple[str, dict]:
@@ -194,7 +198,8 @@ def choose(cfg, data, device, dist) -> tuple[str, dict]:
             record = measure(cfg, data, rows, device)
             record.update(precision="bf16" if record["ratio"] >= MARGIN else "fp32", margin=MARGIN,
                           measured=time.strftime("%Y-%m-%d %H:%M:%S"), cpu=cpu_info()[0])
-            _write_cache(entry_id, record)
+            if record.get("spread", 1.0) <= NOISY:           # rounds that disagree (a busy machine): this run only
+                _write_cache(entry_id, record)
             record = {**record, "cached": False}
         else:
             record = {**record, "cached": True}
@@ -206,6 +211,8 @@ def why(record: dict) -> str:
     """The choice in a few words, for the run's first line."""
     if "set_by" in record:
         return f"auto: set by {record['set_by']}"
-    how = "cached" if record.get("cached") else "measured now"
+    how = "cached" if record.get("cached") else "measured now" + (
+        f", not cached: its rounds varied {record['spread']:.1f}x, the machine is busy" if record.get("spread", 1) > NOISY
+        else "")
     return (f"auto: a step of these nets took {record['fp32_ms']:.1f} ms in fp32 and {record['bf16_ms']:.1f} ms in "
             f"bf16 here ({record['ratio']:.2f}x; bf16 needs {record.get('margin', MARGIN):.2f}x), {how}")
