@@ -1,13 +1,16 @@
 """``ganforge train``: train a run (a new folder under --out, or --resume one), on one process or N (torchrun).
 
-The end of a run rewrites its report.html (report.write_report) and prints
-where its samples are; a stop by Ctrl-C or SIGTERM writes a checkpoint and
+The end of a run rewrites its report.html (report.write_report) and prints a
+short summary (steps and time, the last evaluation and its extractor, the
+paths of the report, the last samples and the latest checkpoint, and the
+command that samples from it); a stop by Ctrl-C or SIGTERM writes a checkpoint and
 prints the command that continues it.
 """
 from __future__ import annotations
 
 import signal
 import sys
+import time
 from pathlib import Path
 
 from ..errors import UserError
@@ -28,6 +31,7 @@ def add_parser(sub):
 
 def run(a) -> int:
     import os
+    t0 = time.monotonic()
 
     from ..train import precision_auto
     from ..train.start import plan_run, start
@@ -63,12 +67,42 @@ def run(a) -> int:
               f"{again}", file=sys.stderr)
         rc = 0 if quiet else 130
     else:
-        last = sorted((run_dir / "samples").glob("step-*.png"))
-        print(f"done: {run_dir} at step {result['step']}" + (f"; samples: {last[-1]}" if last else ""))
+        print(summary(trainer, result["step"], time.monotonic() - t0))
         rc = 0
     if trainer.dist.active:
         trainer.dist.leave(rc)
     return rc
+
+
+def summary(trainer, step: int, wall: float) -> str:
+    """The end of a finished run in a few lines: steps and time, the last evaluation with its extractor, and the
+    paths of the report, the last sample grid and the latest checkpoint, with the command that samples from it."""
+    from ..metrics import registry
+    from ..runs.checkpoint import list_checkpoints
+    from ..runs.metrics_log import read_metrics
+    run_dir = trainer.run_dir
+    lines = [f"done: {run_dir} at step {step} ({_clock(wall)} in all, {_clock(trainer.train_time)} training)"]
+    keys = registry.table_keys()
+    rows = [r for r in read_metrics(run_dir / "metrics.jsonl") if any(k in r for k in keys)]
+    if rows:
+        space = trainer.evaluation.described()
+        shown = ", ".join(f"{k} {_num(rows[-1][k])}" for k in keys if isinstance(rows[-1].get(k), (int, float)))
+        lines.append(f"  evaluation at step {rows[-1]['step']}" + (f" ({space})" if space else "") + f": {shown}")
+    found = [("report", run_dir / "report.html"),
+             ("samples", max((run_dir / "samples").glob("step-*.png"), default=None)),
+             ("checkpoint", (list_checkpoints(run_dir / "checkpoints") or [None])[-1])]
+    lines += [f"  {name + ':':11s} {path}" for name, path in found if path is not None and Path(path).is_file()]
+    lines.append(f"  sample from it: ganforge sample {run_dir} -n 64 --out samples.png")
+    return "\n".join(lines)
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
+
+
+def _num(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def _torchrun(n: int, argv: list[str]) -> int:

@@ -48,6 +48,11 @@ class Evaluation:
             self._check_best()
         return self._evaluator or None
 
+    def described(self) -> str:
+        """What the evaluations measured with ("mnist features", "mode counts"; "" before the first one)."""
+        ev = self._evaluator
+        return "mode counts" if ev == "modes" else f"{ev.extractor.name} features" if ev else ""
+
     def _decide(self):
         e, data = self.cfg.eval, self.data
         if e.metrics == "none":
