@@ -86,10 +86,12 @@ class OptimPair:
 
 @dataclass
 class PenaltyConfig:
-    """A regularizer on D: gradient penalty, R1 or R2."""
-    name: str = opt("r1", "auto (the loss's own: gp for wgan-gp, else none), none, gp, r1 or r2",
-                    choices=("auto", "none", "gp", "r1", "r2"))
-    weight: Optional[float] = opt(None, "lambda for gp, gamma for r1/r2; null: 10 for gp, 1 for r1/r2", min=0.0)
+    """A regularizer on D: gradient penalty, R1, R2, or R1 and R2 together (R3GAN)."""
+    name: str = opt("r1", "auto (the loss's own: gp for wgan-gp, else none), none, gp, r1, r2 or r1+r2 (both, "
+                    "R3GAN's gamma/2 (R1 + R2))", choices=("auto", "none", "gp", "r1", "r2", "r1+r2"))
+    weight: Optional[float] = opt(None, "lambda for gp, gamma for r1/r2 (and for both terms of r1+r2); null: 10 for "
+                                  "gp, 1 for r1/r2", min=0.0)
+    r2_weight: Optional[float] = opt(None, "with penalty=r1+r2: R2's own gamma; null: penalty.weight (R3GAN)", min=0.0)
     every: Optional[int] = opt(None, "apply every N discriminator steps, scaled by N (lazy regularization, "
                                "Karras et al. 2020); null: 1 for gp, 4 for r1/r2", min=1)
 
@@ -344,6 +346,9 @@ def complete(cfg: Config) -> Config:
     if loss.penalty != "none" and cfg.penalty.name != loss.penalty:
         raise UserError(f"loss={cfg.loss} includes penalty {loss.penalty}, but the config sets penalty.name="
                         f"{cfg.penalty.name}: add penalty={loss.penalty}, or use loss=wasserstein with your penalty")
+    if cfg.penalty.r2_weight is not None and cfg.penalty.name != "r1+r2":
+        raise UserError(f"penalty.r2_weight is R2's gamma beside R1's in penalty=r1+r2; this run's penalty is "
+                        f"{cfg.penalty.name} (use penalty.weight)")
     if cfg.penalty.name != "none" and cfg.penalty.weight is None:
         cfg.penalty.weight = DEFAULT_WEIGHT[cfg.penalty.name]
     if cfg.penalty.every is None:

@@ -20,8 +20,8 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
-DEFAULT_WEIGHT = {"gp": 10.0, "r1": 1.0, "r2": 1.0}
-DEFAULT_EVERY = {"gp": 1, "r1": 4, "r2": 4}      # R1/R2 lazily, as StyleGAN2 (every 16 there)
+DEFAULT_WEIGHT = {"gp": 10.0, "r1": 1.0, "r2": 1.0, "r1+r2": 1.0}
+DEFAULT_EVERY = {"gp": 1, "r1": 4, "r2": 4, "r1+r2": 4}      # R1/R2 lazily, as StyleGAN2 (every 16 there)
 
 
 def _grad_sq_norm(out: Tensor, inp: Tensor) -> Tensor:

@@ -24,6 +24,7 @@ term on the steps it chooses, logged as ``pl_penalty`` and ``pl_length``.
 """
 from __future__ import annotations
 
+from typing import Optional
 from dataclasses import dataclass, field
 
 import torch
@@ -49,9 +50,14 @@ def mean_output(out: Tensor, probability: bool) -> Tensor:
 
 @dataclass
 class Regularizer:
-    name: str = "none"  # none | gp | r1 | r2
+    name: str = "none"  # none | gp | r1 | r2 | r1+r2 (R3GAN's pair: weight x (R1/2 + R2/2) = gamma/2 (R1 + R2))
     weight: float = 0.0
     every: int = 1      # lazy regularization interval (Karras et al. 2020)
+    r2_weight: Optional[float] = None   # with r1+r2: R2's own weight (None: ``weight``, as R3GAN)
+
+    @property
+    def terms(self) -> tuple:
+        return tuple(self.name.split("+")) if self.name != "none" else ()
 
 
 @dataclass
@@ -156,9 +162,9 @@ class GANGame:
         fake = fake.float()
         reg = self.reg
         lazy_on = reg.name != "none" and reg.weight > 0 and self.d_count % reg.every == 0
-        if lazy_on and reg.name == "r1":
+        if lazy_on and "r1" in reg.terms:
             real = real.detach().requires_grad_(True)
-        if lazy_on and reg.name == "r2":
+        if lazy_on and "r2" in reg.terms:
             fake = fake.detach().requires_grad_(True)
         seen_real, seen_fake = real, fake
         if self.augment is not None:          # D judges augmented images; R1/R2 differentiate through the augmentation
@@ -180,20 +186,23 @@ class GANGame:
             stats["ac_d"] = ac.detach()
         stats["loss_d"] = loss.detach()
 
-        def penalty() -> Tensor:
-            """The lazy regularizer in its own pass, after the main loss's graph is freed (StyleGAN2's "Dreg")."""
+        def one(name: str) -> Tensor:
             with self.precision.autocast():
-                if reg.name == "gp":
-                    pen = gradient_penalty(lambda v: self.judge(v, y_real)[0], seen_real, seen_fake,
-                                           self.aux_stream.next(), self.rows, self.batch_size)
-                elif reg.name == "r1":
-                    out = self.judge(seen_real, y_real)[0]
-                else:
-                    out = self.judge(seen_fake, y_fake)[0]
-            if reg.name != "gp":
-                pen = r1_penalty(out, real if reg.name == "r1" else fake)
-            stats["penalty"] = pen.detach()
-            term = reg.weight * reg.every * pen
+                if name == "gp":
+                    return gradient_penalty(lambda v: self.judge(v, y_real)[0], seen_real, seen_fake,
+                                            self.aux_stream.next(), self.rows, self.batch_size)
+                out = self.judge(seen_real, y_real)[0] if name == "r1" else self.judge(seen_fake, y_fake)[0]
+            return r1_penalty(out, real if name == "r1" else fake)
+
+        def penalty() -> Tensor:
+            """The lazy regularizer(s) in their own pass, after the main loss's graph is freed (StyleGAN2's "Dreg")."""
+            pens = {name: one(name) for name in reg.terms}
+            weights = {name: reg.r2_weight if name == "r2" and reg.r2_weight is not None else reg.weight
+                       for name in pens}
+            stats["penalty"] = sum(p.detach() for p in pens.values())
+            if len(pens) > 1:
+                stats.update({f"penalty_{name}": p.detach() for name, p in pens.items()})
+            term = reg.every * sum(weights[name] * p for name, p in pens.items())
             stats["loss_d"] = stats["loss_d"] + term.detach()      # loss_d is the whole loss, penalty included
             return term
 

@@ -106,7 +106,7 @@ def gan_game(trainer) -> GANGame:
     """The GAN game of a trainer, from its nets (compiled with ``compile=true``), optimizers, batches, streams,
     precision and data-parallel group, with the options the config gives."""
     cfg, G, D = trainer.cfg, trainer.G, trainer.D
-    reg = Regularizer(cfg.penalty.name, cfg.penalty.weight or 0.0, cfg.penalty.every or 1)
+    reg = Regularizer(cfg.penalty.name, cfg.penalty.weight or 0.0, cfg.penalty.every or 1, cfg.penalty.r2_weight)
     if cfg.compile:
         from .precision import compiled
         G = compiled(G, trainer.warn)
