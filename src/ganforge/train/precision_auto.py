@@ -8,8 +8,9 @@ computes (G's forward, D on the generated batch and on a real one, the backward 
 fresh build of the run's own G and D (plain batch norm, not the synchronised one of --nproc) at this process's
 batch, in rounds that alternate fp32 and bf16 (after one warm-up step each), and takes bf16 when the median of
 the rounds' fp32/bf16 time ratios is at least ``MARGIN``. ``MIN_ROUNDS`` rounds far from the margin either way
-settle it (bf16 ran 15x slower than fp32 for the main job's DCGAN on an AMD EPYC without AVX-512, where
-bf16 convolutions fall back to PyTorch's reference kernels); otherwise rounds go on for at least ``MIN_SECONDS``.
+settle it, and so does bf16 at under half fp32's speed in the warm-up and the first round alike (fp32 is the safe
+side: bf16 ran 15x slower than fp32 for the main job's DCGAN on an AMD EPYC without AVX-512, where bf16
+convolutions fall back to PyTorch's reference kernels); otherwise rounds go on for at least ``MIN_SECONDS``.
 Rounds that disagree with each other by more than ``NOISY`` (another job sharing the cores) decide this run only:
 the next start measures again. Nothing of the run is touched: the measured nets are discarded and torch's global
 random state restored, so a run whose ``auto`` chose bf16 is bit-identical to one given ``precision=bf16``.
@@ -42,6 +43,7 @@ from .precision import Precision
 MARGIN = 1.10           # bf16 must be this much faster than fp32 to be chosen
 MIN_ROUNDS, MAX_ROUNDS, MIN_SECONDS = 3, 15, 1.0
 CLEAR = 1.5             # rounds whose ratios are all this far past the margin, either way, settle it at MIN_ROUNDS
+FAR = 0.5               # bf16 at under half fp32's speed in the warm-up and the first round: fp32 at once
 NOISY = 2.0             # rounds whose ratios differ by more than this factor (a busy machine) are not cached
 VERSION = 1
 ENV = "GANFORGE_PRECISION_AUTO"     # fp32 or bf16: what auto means here, unmeasured (a cluster without a home cache)
@@ -162,8 +164,8 @@ def measure(cfg, data, rows: int, device) -> dict:
             for p in params:
                 p.grad = None
             return time.perf_counter() - t0
-        warm = timed("fp32") + timed("bf16")          # first calls: oneDNN primitives, autocast's weight casts
-        slow = warm > 20.0                              # a step of 10 s or more: one round
+        warm = {m: timed(m) for m in ("fp32", "bf16")}  # first calls: oneDNN primitives, autocast's weight casts
+        slow = sum(warm.values()) > 20.0                 # a step of 10 s or more: one round
         times = {"fp32": [], "bf16": []}
         t_start = time.perf_counter()
         while True:
@@ -173,7 +175,9 @@ def measure(cfg, data, rows: int, device) -> dict:
             n += 1
             ratios = [a / b for a, b in zip(times["fp32"], times["bf16"])]
             clear = all(r <= MARGIN / CLEAR for r in ratios) or all(r >= MARGIN * CLEAR for r in ratios)
-            if n >= MAX_ROUNDS or slow or (n >= MIN_ROUNDS and (clear or time.perf_counter() - t_start >= MIN_SECONDS)):
+            hopeless = max(ratios + [warm["fp32"] / warm["bf16"]]) <= FAR      # fp32, the safe side: no more rounds
+            if n >= MAX_ROUNDS or slow or hopeless or (n >= MIN_ROUNDS and (clear or time.perf_counter() - t_start
+                                                                               >= MIN_SECONDS)):
                 break
     return {"fp32_ms": round(1e3 * statistics.median(times["fp32"]), 3),
             "bf16_ms": round(1e3 * statistics.median(times["bf16"]), 3),
