@@ -17,7 +17,7 @@ from ganforge.train.guard import Diverged
 from ganforge.runs.metrics_log import read_metrics
 from ganforge.train.loop import Trainer
 from ganforge.train.start import start
-from ganforge.train.build import lr_factor
+from ganforge.schedule import lr_schedule
 
 from conftest import assert_same_tensors, ganforge_cmd, numbers
 
@@ -118,7 +118,7 @@ def test_rollback_returns_to_the_checkpoint_with_lower_learning_rates(tmp_path, 
     lines = read_metrics(run / "metrics.jsonl")
     assert [r["step"] for r in lines] == list(range(10, 201, 10))         # replayed lines replaced, none twice
     o = trainer.cfg.optim
-    lr = [o.g.lr * lr_factor(o.schedule, r["step"] - 1, 200, o.decay_start, o.final_lr) for r in lines]
+    lr = [o.g.lr * lr_schedule("", o.schedule, o.decay_start, o.final_lr).value(1.0, r["step"] - 1, 200) for r in lines]
     scale = [1] * 5 + [0.25] * 5 + [0.0625] * 10
     assert [r["lr_g"] for r in lines] == pytest.approx([a * b for a, b in zip(lr, scale)], rel=1e-12)
     final = checkpoint.load(checkpoint.list_checkpoints(run / "checkpoints")[-1])
@@ -127,7 +127,7 @@ def test_rollback_returns_to_the_checkpoint_with_lower_learning_rates(tmp_path, 
     done = main(["train", "--resume", str(run), "steps=220", "guard.nonfinite=skip"])
     assert done == 0
     last = read_metrics(run / "metrics.jsonl")[-1]
-    assert last["lr_g"] == pytest.approx(0.0625 * o.g.lr * lr_factor(o.schedule, 219, 220, o.decay_start, o.final_lr))
+    assert last["lr_g"] == pytest.approx(0.0625 * o.g.lr * lr_schedule("", o.schedule, o.decay_start, o.final_lr).value(1.0, 219, 220))
 
 
 def test_rollback_before_the_first_checkpoint_restarts_from_step_0(tmp_path, poison, capsys):

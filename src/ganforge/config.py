@@ -27,6 +27,8 @@ from .data.options import DataConfig  # noqa: F401  (the data section, owned by 
 from .nets.transfer import InitConfig  # noqa: F401  (the init section, owned by ganforge.nets.transfer)
 from .errors import UserError
 from .metrics.options import EvalConfig  # noqa: F401  (the eval section, owned by ganforge.metrics)
+from .schedule import ScheduleConfig  # noqa: F401  (the schedule section, owned by ganforge.schedule)
+from .schedule import check as schedule_check
 from .schema import coerce, dotted_keys, field_type, is_section, opt, read_yaml, section, unknown_key
 
 PRESET_DIR = Path(__file__).parent / "configs"
@@ -155,6 +157,7 @@ class Config:
     penalty: PenaltyConfig = section(PenaltyConfig)
     augment: AugmentConfig = section(AugmentConfig)
     optim: OptimPair = section(OptimPair)
+    schedule: ScheduleConfig = section(ScheduleConfig)
     ema: EmaConfig = section(EmaConfig)
     log: LogConfig = section(LogConfig)
     eval: EvalConfig = section(EvalConfig)
@@ -346,6 +349,7 @@ def complete(cfg: Config) -> Config:
     if loss.penalty != "none" and cfg.penalty.name != loss.penalty:
         raise UserError(f"loss={cfg.loss} includes penalty {loss.penalty}, but the config sets penalty.name="
                         f"{cfg.penalty.name}: add penalty={loss.penalty}, or use loss=wasserstein with your penalty")
+    schedule_check(cfg)
     if cfg.penalty.r2_weight is not None and cfg.penalty.name != "r1+r2":
         raise UserError(f"penalty.r2_weight is R2's gamma beside R1's in penalty=r1+r2; this run's penalty is "
                         f"{cfg.penalty.name} (use penalty.weight)")

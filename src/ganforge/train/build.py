@@ -2,7 +2,6 @@
 learning-rate schedule, the GAN game's options and the fixed codes of the sample grids."""
 from __future__ import annotations
 
-import math
 
 import torch
 
@@ -43,18 +42,6 @@ def make_optimizer(params, o) -> torch.optim.Optimizer:
     if o.name == "rmsprop":
         return torch.optim.RMSprop(params, lr=o.lr, alpha=o.beta2, weight_decay=o.weight_decay, foreach=True)
     return torch.optim.SGD(params, lr=o.lr, momentum=o.beta1, weight_decay=o.weight_decay, foreach=True)
-
-
-def lr_factor(schedule: str, step: int, steps: int, start: float, final: float) -> float:
-    """Multiplier of the initial learning rate before update ``step`` (0-based)."""
-    if schedule == "constant":
-        return 1.0
-    t0 = start * steps
-    if step < t0:
-        return 1.0
-    frac = min((step - t0) / max(steps - t0, 1), 1.0)
-    shape = 1.0 - frac if schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * frac))
-    return final + (1.0 - final) * shape
 
 
 def placement(cfg):

@@ -36,7 +36,7 @@ from . import budget, build
 from .ema import EMA
 from .evaluation import Evaluation
 from .guard import Guard
-from . import precision_auto
+from . import precision_auto, schedules
 from .precision import Precision
 from .progress import Progress
 from .tb import EventWriter
@@ -63,6 +63,7 @@ class Trainer:
         self.opt_g = build.make_optimizer(self.G.parameters(), cfg.optim.g)
         self.opt_d = build.make_optimizer(self.D.parameters(), cfg.optim.d)
         self.ema = EMA(self.G, cfg.ema.half_life_kimg, cfg.ema.rampup) if cfg.ema.enabled else None
+        self.schedules = schedules.build(cfg)
         self.setup_game()
         self.step, self.images, self.train_time = 0, 0, 0.0
         self.acc: dict = {}         # key -> [sum, count] over the current log interval
@@ -257,16 +258,12 @@ class Trainer:
         rec["lr_d"] = self.opt_d.param_groups[0]["lr"]
         if self.ema:
             rec["ema_beta"] = self.ema.beta(self.cfg.batch_size, self.images)
+        rec.update(schedules.logged(self))
         return rec
 
     def set_lr(self) -> None:
-        o = self.cfg.optim
-        if o.schedule == "constant" and self.guard.lr_scale == 1.0:
-            return
-        f = self.guard.lr_scale * build.lr_factor(o.schedule, self.step, self.cfg.steps, o.decay_start, o.final_lr)
-        for opt, c in ((self.opt_g, o.g), (self.opt_d, o.d)):
-            for group in opt.param_groups:
-                group["lr"] = c.lr * f
+        """The learning rates (with the guard's rollback scale) and every other scheduled value for this step."""
+        schedules.apply(self)
 
     # ------------------------------------------------------------ loop
     def _on_signal(self, signum, frame):
