@@ -6,13 +6,15 @@ CPU is not told by a flag: AMX tiles make bf16 matrix products several times fas
 and small networks spend their time in autocast's casts, not in products. So ``auto`` times what a training step
 computes (G's forward, D on the generated batch and on a real one, the backward through all of it) with a
 fresh build of the run's own G and D (plain batch norm, not the synchronised one of --nproc) at this process's
-batch, in rounds that alternate fp32 and bf16 (after one warm-up step each), and takes bf16 when the median of
+batch, in rounds that alternate fp32 and bf16 (after warm-up steps), and takes bf16 when the median of
 the rounds' fp32/bf16 time ratios is at least ``MARGIN``. ``MIN_ROUNDS`` rounds far from the margin either way
-settle it, and so does bf16 at under half fp32's speed in the warm-up and the first round alike (fp32 is the safe
-side: bf16 ran 15x slower than fp32 for the main job's DCGAN on an AMD EPYC without AVX-512, where bf16
+settle it, and so does bf16 at under half fp32's speed in the warm-up and the first round alike, or a warm-up
+bf16 step of over a second at under a quarter of fp32's speed (fp32 is the safe side: bf16 ran 15x slower than fp32 for the main job's DCGAN on an AMD EPYC without AVX-512, where bf16
 convolutions fall back to PyTorch's reference kernels); otherwise rounds go on for at least ``MIN_SECONDS``.
-Rounds that disagree with each other by more than ``NOISY`` (another job sharing the cores) decide this run only:
-the next start measures again. Nothing of the run is touched: the measured nets are discarded and torch's global
+A measurement taken while other processes used more than ``BUSY`` of the CPUs (read from /proc/stat), or whose
+rounds disagree by more than ``NOISY``, is not trusted: that run takes fp32, the safe side, and the next start
+measures again (on a shared 2-core machine, a tiny MLP's bf16 step measured 2x faster than its fp32 one while
+three other jobs ran, and 7x slower alone). Nothing of the run is touched: the measured nets are discarded and torch's global
 random state restored, so a run whose ``auto`` chose bf16 is bit-identical to one given ``precision=bf16``.
 
 The choice is cached (``$GANFORGE_CACHE/precision.json``) by machine (CPU model and flags, cores, torch's threads,
@@ -45,6 +47,7 @@ MIN_ROUNDS, MAX_ROUNDS, MIN_SECONDS = 3, 15, 1.0
 CLEAR = 1.5             # rounds whose ratios are all this far past the margin, either way, settle it at MIN_ROUNDS
 FAR = 0.5               # bf16 at under half fp32's speed in the warm-up and the first round: fp32 at once
 NOISY = 2.0             # rounds whose ratios differ by more than this factor (a busy machine) are not cached
+BUSY = 0.25             # nor a measurement while other processes used more than this share of the CPUs
 VERSION = 1
 ENV = "GANFORGE_PRECISION_AUTO"     # fp32 or bf16: what auto means here, unmeasured (a cluster without a home cache)
 
@@ -145,6 +148,24 @@ def _first_call(D, *forms, probe):
     return None
 
 
+def _cpu_ticks() -> tuple[int, int, int]:
+    """(busy ticks of every core, all ticks, this process's ticks) from /proc; zeros where there is no /proc."""
+    try:
+        with open("/proc/stat") as f:
+            t = [int(v) for v in f.readline().split()[1:9]]
+        with open("/proc/self/stat") as f:
+            mine = f.read().rsplit(")", 1)[1].split()
+        return sum(t) - t[3] - t[4], sum(t), int(mine[11]) + int(mine[12])
+    except (OSError, ValueError, IndexError):
+        return 0, 0, 0
+
+
+def others_share(before: tuple, after: tuple) -> float:
+    """The share of the machine's CPU time that other processes used between two _cpu_ticks readings."""
+    busy, total, mine = (a - b for a, b in zip(after, before))
+    return max(busy - mine, 0) / total if total > 0 else 0.0
+
+
 def measure(cfg, data, rows: int, device) -> dict:
     """Milliseconds of one step's work in fp32 and in bf16 (medians over alternating rounds) and their ratio."""
     modes = {m: Precision(m, device) for m in ("fp32", "bf16")}
@@ -164,11 +185,17 @@ def measure(cfg, data, rows: int, device) -> dict:
             for p in params:
                 p.grad = None
             return time.perf_counter() - t0
+        ticks = _cpu_ticks()
         warm = {m: timed(m) for m in ("fp32", "bf16")}  # first calls: oneDNN primitives, autocast's weight casts
+        warm["fp32"] = timed("fp32")                     # fp32 once more, without its first call's costs
         slow = sum(warm.values()) > 20.0                 # a step of 10 s or more: one round
         times = {"fp32": [], "bf16": []}
         t_start = time.perf_counter()
-        while True:
+        n, ratios = 0, [warm["fp32"] / warm["bf16"]]
+        settled = warm["bf16"] > 1.0 and ratios[0] <= FAR / 2     # a second-long bf16 step at 4x fp32's: no
+        if settled:                                                 # start-up cost explains that; fp32, no rounds
+            times = {m: [t] for m, t in warm.items()}
+        while not settled:
             n = len(times["fp32"])
             for mode in (("fp32", "bf16") if n % 2 == 0 else ("bf16", "fp32")):
                 times[mode].append(timed(mode))
@@ -182,7 +209,7 @@ def measure(cfg, data, rows: int, device) -> dict:
     return {"fp32_ms": round(1e3 * statistics.median(times["fp32"]), 3),
             "bf16_ms": round(1e3 * statistics.median(times["bf16"]), 3),
             "ratio": round(statistics.median(ratios), 4), "rounds": n,
-            "spread": round(max(ratios) / min(ratios), 3)}
+            "spread": round(max(ratios) / min(ratios), 3), "others_cpu": round(others_share(ticks, _cpu_ticks()), 3)}
 
 
 def choose(cfg, data, device, dist) -> tuple[str, dict]:
@@ -200,9 +227,10 @@ def choose(cfg, data, device, dist) -> tuple[str, dict]:
         record = _read_cache().get(entry_id)
         if not isinstance(record, dict) or record.get("precision") not in ("fp32", "bf16"):
             record = measure(cfg, data, rows, device)
-            record.update(precision="bf16" if record["ratio"] >= MARGIN else "fp32", margin=MARGIN,
+            busy = record.get("spread", 1.0) > NOISY or record.get("others_cpu", 0.0) > BUSY
+            record.update(precision="bf16" if record["ratio"] >= MARGIN and not busy else "fp32", margin=MARGIN,
                           measured=time.strftime("%Y-%m-%d %H:%M:%S"), cpu=cpu_info()[0])
-            if record.get("spread", 1.0) <= NOISY:           # rounds that disagree (a busy machine): this run only
+            if not busy:                # a busy machine's figures decide this run only, and on the safe side
                 _write_cache(entry_id, record)
             record = {**record, "cached": False}
         else:
@@ -215,8 +243,9 @@ def why(record: dict) -> str:
     """The choice in a few words, for the run's first line."""
     if "set_by" in record:
         return f"auto: set by {record['set_by']}"
-    how = "cached" if record.get("cached") else "measured now" + (
-        f", not cached: its rounds varied {record['spread']:.1f}x, the machine is busy" if record.get("spread", 1) > NOISY
-        else "")
+    how = "cached" if record.get("cached") else "measured now"
+    if record.get("spread", 1.0) > NOISY or record.get("others_cpu", 0.0) > BUSY:
+        how += (f", while other processes used {100 * record.get('others_cpu', 0.0):.0f}% of the CPUs and the rounds "
+                f"varied {record.get('spread', 1.0):.1f}x: fp32 for this run, measured again at the next start")
     return (f"auto: a step of these nets took {record['fp32_ms']:.1f} ms in fp32 and {record['bf16_ms']:.1f} ms in "
             f"bf16 here ({record['ratio']:.2f}x; bf16 needs {record.get('margin', MARGIN):.2f}x), {how}")
