@@ -118,6 +118,7 @@ def test_options_mistakes():
     assert cfg.loss == "hinge" and cfg.model.spectral_norm and cfg.model.g_spectral_norm
 
 
+@pytest.mark.cuda
 def test_train_resume_truncation_and_sweep(tmp_path):
     args = ["train", "mnist-biggan", *SMALL[1:], "batch_size=20", "log.every=2", "log.samples_every=100",
             "log.checkpoint_every=2", "eval.n=200", "--out", tmp_path]

@@ -6,6 +6,10 @@ import torch.nn.functional as F
 
 from ganforge.nets.exact import ReflectPad, reflect_pad, up_bilinear, up_nearest
 
+# in the set benchmarks/gpu_check.py runs on a GPU (pytest -m cuda); these compare on the CPU in float64, and
+# tests/test_cuda_paths.py checks on the GPU that the backward passes repeat bit for bit
+pytestmark = pytest.mark.cuda
+
 
 def _both(ours, theirs, shape=(2, 3, 7, 9)):
     x = torch.randn(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))

@@ -14,6 +14,10 @@ from ganforge.nets.dcgan import DCGANOptions, build
 from ganforge.penalties import gradient_penalty, r1_penalty
 from ganforge.train.precision import Precision
 
+# in the set benchmarks/gpu_check.py runs on a GPU (pytest -m cuda); these compute on the CPU, and
+# tests/test_cuda_paths.py repeats the penalty check on the GPU
+pytestmark = pytest.mark.cuda
+
 TOL = 0.01           # relative, for values and gradient norms under bf16 (measured: <= 8e-4 here)
 COS = 0.999          # cosine between the bf16 and fp32 gradients (measured: 0.9999)
 

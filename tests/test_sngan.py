@@ -67,6 +67,7 @@ def test_family_defaults_hinge_and_spectral_norm_unless_set():
     assert "loss: hinge" in dump(load_config("mnist-sngan"))
 
 
+@pytest.mark.cuda
 def test_train_sigma_one_save_load_and_exact_resume(tmp_path):
     args = ["train", "mnist-sngan", *SMALL[1:], "batch_size=16", "log.every=2", "log.samples_every=100",
             "log.checkpoint_every=2", "eval.metrics=none", "optim.d.lr=0.01", "--out", tmp_path]

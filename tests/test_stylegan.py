@@ -186,6 +186,7 @@ def test_family_defaults_and_separate_real_fake_batches():
     assert not game.joint                                           # minibatch std must not mix real and fake
 
 
+@pytest.mark.cuda
 def test_train_pl_resume_and_truncated_samples(tmp_path):
     args = ["train", "mnist-stylegan", *SMALL[1:], "model.pl_every=2", "batch_size=8", "log.every=1",
             "log.samples_every=100", "log.checkpoint_every=2", "eval.n=200", "penalty.every=2", "--out", tmp_path]

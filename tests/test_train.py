@@ -78,6 +78,7 @@ def _kill_and_resume(tmp_path, preset, overrides, kills=2):
     return tmp_path / "straight", run
 
 
+@pytest.mark.cuda
 def test_sigkill_resume_is_bit_exact_dcgan(tmp_path, tiny_dcgan):
     straight, killed = _kill_and_resume(
         tmp_path, "mnist-dcgan", ["steps=240", "log.every=5", "log.checkpoint_every=30", "log.samples_every=100", "eval.metrics=none"]
@@ -201,6 +202,7 @@ def test_metrics_record_what_produced_them(tmp_path):
         assert f"precision: {info['precision_auto']['precision']}" in text
 
 
+@pytest.mark.cuda
 def test_bf16_autocast_trains_with_r1(tmp_path, tiny_dcgan):
     kw = dict(o.split("=", 1) for o in tiny_dcgan)
     run = ganforge.train(None, out=tmp_path, steps=4, precision="bf16", penalty="r1", progress="off",

@@ -157,8 +157,9 @@ def test_translation_scores_of_the_truth_are_perfect():
     assert worse["l1"] > 0.2 and worse["fid"] > 100 and worse["acc"] < s["acc"]
 
 
-@pytest.mark.parametrize("small", [SMALL_P2P, [*SMALL_P2P, "model.d_noise=0.1"], SMALL_CYCLE],
-                         ids=["pix2pix", "pix2pix-noise", "cyclegan"])
+@pytest.mark.parametrize("small", [pytest.param(SMALL_P2P, id="pix2pix", marks=pytest.mark.cuda),
+                                   pytest.param([*SMALL_P2P, "model.d_noise=0.1"], id="pix2pix-noise"),
+                                   pytest.param(SMALL_CYCLE, id="cyclegan", marks=pytest.mark.cuda)])
 def test_train_and_exact_resume(tmp_path, small):
     r = run_cli("train", *small, "steps=4", "name=w", "--out", tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
