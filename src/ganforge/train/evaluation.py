@@ -50,8 +50,8 @@ class Evaluation:
 
     def described(self) -> str:
         """What the evaluations measured with ("mnist features", "mode counts"; "" before the first one)."""
-        ev = self._evaluator
-        return "mode counts" if ev == "modes" else f"{ev.extractor.name} features" if ev else ""
+        ev = self._evaluator        # an Evaluator; the image-to-image games keep the extractor itself (train.translate)
+        return "mode counts" if ev == "modes" else f"{getattr(ev, 'extractor', ev).name} features" if ev else ""
 
     def _decide(self):
         e, data = self.cfg.eval, self.data
