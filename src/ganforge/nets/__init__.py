@@ -16,7 +16,7 @@ from typing import Callable
 
 from torch import nn
 
-from . import biggan, cyclegan, dcgan, mlp, pix2pix, sngan, stylegan
+from . import biggan, cyclegan, dcgan, mlp, pix2pix, r3gan, sngan, stylegan
 from ..errors import UserError
 from .conditional import Conditioning, build_conditional
 from .layers import apply_spectral_norm
@@ -44,6 +44,12 @@ TRANSLATION_DEFAULTS = (("penalty", "none"), ("optim.g.lr", 2e-4), ("optim.d.lr"
                         ("ema.enabled", False), ("data.holdout", 0.1), ("optim.schedule", "linear"),
                         ("optim.decay_start", 0.5))
 
+# Huang et al. 2024 (R3GAN): RpGAN with gamma/2 (R1 + R2) on every D step, Adam with beta1 0 (beta2 0.99: the end
+# of their 0.9 -> 0.99 ramp), 2e-4 (the start of their decay to 5e-5) for both nets
+R3GAN_DEFAULTS = (("loss", "relativistic"), ("penalty", "r1+r2"), ("penalty.every", 1), ("optim.g.lr", 2e-4),
+                  ("optim.d.lr", 2e-4), ("optim.g.beta1", 0.0), ("optim.d.beta1", 0.0), ("optim.g.beta2", 0.99),
+                  ("optim.d.beta2", 0.99))
+
 FAMILIES: dict[str, Family] = {
     "mlp": Family(mlp.MLPOptions, mlp.build, convolutional=False),
     "dcgan": Family(dcgan.DCGANOptions, dcgan.build, convolutional=True),
@@ -54,6 +60,8 @@ FAMILIES: dict[str, Family] = {
     "stylegan": Family(stylegan.StyleGANOptions, stylegan.build, convolutional=True, truncation="w",
                        native_conditional=True,
                        defaults=(("penalty.every", 16), ("optim.g.lr", 0.0025), ("optim.d.lr", 0.0025))),
+    "r3gan": Family(r3gan.R3GANOptions, r3gan.build, convolutional=True, native_conditional=True,
+                    defaults=R3GAN_DEFAULTS),
     "pix2pix": Family(pix2pix.Pix2PixOptions, pix2pix.build, convolutional=True, game="pair",
                       defaults=TRANSLATION_DEFAULTS),
     "cyclegan": Family(cyclegan.CycleGANOptions, cyclegan.build, convolutional=True, game="cycle",

@@ -1,4 +1,4 @@
-"""Padding and 2x upsampling whose backward passes are deterministic on a GPU.
+"""Padding and 2x resampling whose backward passes are deterministic on a GPU.
 
 On CUDA the backward kernels of ``F.pad(mode="reflect")``, ``nn.ReflectionPad2d``
 and ``F.interpolate`` (nearest and bilinear) add into their gradients with
@@ -9,7 +9,8 @@ An H100 run of the test suite showed it: a resumed CycleGAN and StyleGAN2
 differed from uninterrupted runs. These versions are built from slicing,
 flipping, concatenation, broadcasting and weighted sums, whose gradients are
 plain copies and fixed-order reductions; their forward values equal torch's
-(bilinear: up to the rounding of 0.75 a + 0.25 b).
+(bilinear: up to the rounding of 0.75 a + 0.25 b; the antialiased bilinear
+halving: up to the rounding of its [1, 3, 3, 1] / 8 weighted sums).
 """
 from __future__ import annotations
 
@@ -65,3 +66,30 @@ def _up_linear(x: Tensor, dim: int) -> Tensor:
 def up_bilinear(x: Tensor) -> Tensor:
     """F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False) for (N, C, H, W)."""
     return _up_linear(_up_linear(x, -1), -2)
+
+
+def _down_linear(x: Tensor, dim: int) -> Tensor:
+    """Halving along ``dim`` (-1 or -2, an even length) by the triangle filter of antialiased linear
+    interpolation: output i is (x[2i-1] + 3 x[2i] + 3 x[2i+1] + x[2i+2]) / 8, the weights that fall outside
+    dropped and the rest renormalized at the two ends (3/7, 3/7, 1/7)."""
+    m = x.shape[dim] // 2
+    pairs = x.unflatten(dim, (m, 2))
+    a, b = pairs.select(dim, 0), pairs.select(dim, 1)                  # x[2i], x[2i+1]
+    out = 3 * (a + b)
+    if m > 1:
+        edge = torch.zeros_like(a.narrow(dim, 0, 1))
+        out = out + torch.cat((edge, b.narrow(dim, 0, m - 1)), dim) + torch.cat((a.narrow(dim, 1, m - 1), edge), dim)
+    scale = torch.full((m,), 1 / 8, dtype=x.dtype, device=x.device)
+    scale[0], scale[-1] = (1 / 7, 1 / 7) if m > 1 else (1 / 6, 1 / 6)
+    shape = [1] * x.dim()
+    shape[dim] = m
+    return out * scale.view(shape)
+
+
+def down_bilinear(x: Tensor) -> Tensor:
+    """F.interpolate(x, scale_factor=0.5, mode="bilinear", antialias=True) for (N, C, H, W) with even H and W:
+    a [1, 3, 3, 1] low-pass filter and every second sample, as StyleGAN2's and R3GAN's downsampling
+    (which pad with zeros instead of renormalizing at the borders)."""
+    if x.shape[-1] % 2 or x.shape[-2] % 2:
+        raise ValueError(f"halving needs even sides, got {tuple(x.shape[-2:])}")
+    return _down_linear(_down_linear(x, -1), -2)
