@@ -8,7 +8,8 @@ lower layers of D, those nearest the image, as they were, and fine-tune the
 rest. A family's D lists its blocks from the input side with
 ``block_list()`` (dcgan: each strided conv with its norm and activation;
 sngan and biggan: each residual block, BigGAN's self-attention with the
-block before it; stylegan: each resolution, the first with fromRGB); its
+block before it; stylegan: each resolution, the first with fromRGB; r3gan:
+each stage that downsamples, the first with the 1x1 conv from the image); its
 last layers (the head, the projection, the class head) are never a block.
 
 :func:`fit` sorts a source's tensors against a net's own: those that fit,
@@ -104,7 +105,7 @@ def freeze(D: nn.Module, n: int, family: str) -> None:
     found = blocks(D)
     if found is None:
         raise UserError(f"model.freeze_d={n}: the {family} family's D has no blocks to freeze; FreezeD works with "
-                        "dcgan, sngan, stylegan and biggan (model.freeze_d=0 here)")
+                        "dcgan, sngan, stylegan, biggan and r3gan (model.freeze_d=0 here)")
     if n > len(found):
         raise UserError(f"model.freeze_d={n}: this {family} D has {len(found)} blocks (its head is never frozen); "
                         f"choose 0 to {len(found)}")
