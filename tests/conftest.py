@@ -13,6 +13,12 @@ install_torch_fidelity_shim()      # before anything imports torchmetrics (its F
 
 ROOT = Path(__file__).resolve().parents[1]
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one thread per pytest-xdist worker and per process a test starts (they inherit OMP_NUM_THREADS): two workers
+    # of torch's default two threads each, plus their children, oversubscribed the 2 cores of CI
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _precision_auto_fp32():

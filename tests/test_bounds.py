@@ -10,6 +10,7 @@ import zipfile
 
 import numpy as np
 import pytest
+import torch
 
 from ganforge import memory
 from ganforge.cli import main
@@ -79,6 +80,33 @@ def test_the_estimate_follows_the_batch_and_the_network(tmp_path):
     G, D = build_nets(cfg.model, (1, 28, 28))
     n = sum(p.numel() for p in G.parameters()) * 4 + sum(p.numel() for p in D.parameters()) * 4
     assert base["weights and optimizer"] == pytest.approx(4 * n + n - sum(p.numel() for p in D.parameters()) * 4)
+
+
+def test_the_estimate_of_a_spectral_norm_family_skips_only_the_power_iterations(monkeypatch):
+    """The meta build skips spectral norm's power iterations (seconds per start): the estimate stays what the full
+    build gives, within the few vectors the iterations update, and real nets still iterate afterwards."""
+    import contextlib
+
+    from torch.nn.utils.parametrizations import _SpectralNorm
+
+    from ganforge.config import build, raw_from
+    from ganforge.data import load_dataset
+    from ganforge.nets import build_nets
+    from ganforge.train import budget
+    from ganforge.train.start import finish_config
+    cfg = finish_config(build(raw_from("mnist-sngan", ["model.g_width=16", "model.d_width=16"])))
+    data = load_dataset(cfg.data)
+    method = _SpectralNorm._power_method
+    fast = budget.estimate(cfg, data)
+    assert _SpectralNorm._power_method is method
+    monkeypatch.setattr(budget, "_no_power_iterations", contextlib.nullcontext)
+    full = budget.estimate(cfg, data)
+    assert fast.keys() == full.keys() and fast["weights and optimizer"] == full["weights and optimizer"]
+    assert fast["activations"] == pytest.approx(full["activations"], rel=0.02) and fast["activations"] <= full["activations"]
+    G, D = build_nets(cfg.model, data.shape)
+    u = [m for m in D.modules() if isinstance(m, _SpectralNorm)][0]._u.clone()
+    D(torch.zeros(2, *data.shape))
+    assert not torch.equal(u, [m for m in D.modules() if isinstance(m, _SpectralNorm)][0]._u)
 
 
 def test_sample_n_beyond_memory_is_refused_and_no_file_written(tmp_path, free, capsys):

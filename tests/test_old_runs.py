@@ -37,7 +37,8 @@ def _close(a, b, rel, path="") -> None:
 
 
 @pytest.mark.parametrize("name", ["toy", "digits"])
-def test_an_old_run_loads_samples_evaluates_and_resumes_as_it_did(name, tmp_path):
+def test_an_old_run_loads_samples_evaluates_and_resumes_as_it_did(name, tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")    # the threads that made expected.json (conftest sets 1 per worker)
     run = tmp_path / name
     shutil.copytree(HERE / "runs" / name, run)
     want = EXPECTED[name]

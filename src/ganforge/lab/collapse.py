@@ -146,7 +146,7 @@ def table(result: dict) -> str:
 
 
 def run(lab: Lab) -> Outcome:
-    steps = lab.pick(4000, 150)
+    steps = lab.pick(4000, 80)
     seeds = [lab.seed * 100 + i for i in range(lab.pick(3, 2))]
     snaps = sorted(set([0] + [round(steps * f) for f in (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)]))
     jobs = [(name, seeds, steps, snaps) for name in DATA]

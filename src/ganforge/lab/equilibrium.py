@@ -73,7 +73,7 @@ def jsd_floor(x: torch.Tensor, gen: torch.Generator) -> float:
 
 def run(lab: Lab) -> Outcome:
     from ..viz.plots import close, figure, render
-    steps, batch = lab.pick(12000, 600), 512
+    steps, batch = lab.pick(12000, 300), 512
     every = max(1, steps // lab.pick(60, 10))
     torch.manual_seed(lab.seed)
     G = MLPGenerator(Z_DIM, (1,), 64, 3, "relu")
@@ -86,7 +86,7 @@ def run(lab: Lab) -> Outcome:
          callback=lambda step: history.append((step, snapshot(G, D, x, probe))), every=every)
     final = history[-1][1]
     G.eval()
-    fresh, _ = optimal_d.train_d(G, lab.pick(3000, 200), 2048, lab.generator("equilibrium-fresh-d"))
+    fresh, _ = optimal_d.train_d(G, lab.pick(3000, 100), 2048, lab.generator("equilibrium-fresh-d"))
     fresh_dev = (optimal_d.probability(fresh, x) - 0.5).abs()
     p = pair.data().log_prob(x.reshape(-1, 1)).exp()
     fresh_mean = pair.integrate(fresh_dev * p, x) / pair.integrate(p, x)

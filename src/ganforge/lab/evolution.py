@@ -52,7 +52,7 @@ def frame(x: torch.Tensor, step: int, scale: int = 2) -> np.ndarray:
 def run(lab: Lab, run: Optional[Path] = None) -> Outcome:
     from ..viz.plots import figure
     if run is None:
-        steps = lab.pick(700, 40)
+        steps = lab.pick(700, 20)
         lab.say(f"training a short run of the main job ({steps} steps) into {lab.final / 'run'}")
         run = short_run(lab.out, steps, samples_every=max(1, steps // 35), seed=lab.seed).path
     open_run(run)

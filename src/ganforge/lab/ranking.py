@@ -64,7 +64,7 @@ def run(lab: Lab, run: Optional[Path] = None) -> Outcome:
     from ..viz.grid import grid
     from ..viz.plots import figure
     if run is None:
-        steps = lab.pick(800, 40)
+        steps = lab.pick(800, 20)
         lab.say(f"training a short run of the main job ({steps} steps) into {lab.final / 'run'}")
         run = short_run(lab.out, steps, samples_every=steps, seed=lab.seed).path
     r = open_run(run)

@@ -99,7 +99,7 @@ def toy_runs(lab: Lab) -> dict:
     from ..data.toy import ring
     data = ring()
     real = lambda n, g: data.sample(n, g)        # noqa: E731
-    d_steps = lab.pick(4000, 200)
+    d_steps = lab.pick(4000, 100)
     out = {}
     for stage in lab.pick((0, 500, 2000), (0, 50)):
         torch.manual_seed(lab.seed)
@@ -124,12 +124,12 @@ def mnist_run(lab: Lab) -> dict:
     torch.manual_seed(lab.seed)
     G, D = build((1, 28, 28), 64, DCGANOptions(g_width=32, d_width=32))
     G.z_dim = 64
-    stage = lab.pick(200, 20)
+    stage = lab.pick(200, 10)
     play(G, D, real, stage, 64, lab.generator("saturation-mnist"), lr=1e-3, betas=(0.0, 0.99))
     G.eval()                                       # batch norm at its running statistics: G is frozen
     torch.manual_seed(lab.seed + 1)
     _, D = build((1, 28, 28), 64, DCGANOptions(g_width=32, d_width=32))
-    d_steps = lab.pick(1500, 100)
+    d_steps = lab.pick(1500, 50)
     z = torch.randn(128, 64, generator=lab.generator("saturation-z"))
     threads = torch.get_num_threads()
     torch.set_num_threads(lab.threads_for_images)

@@ -1,0 +1,153 @@
+"""Recipes side by side on the embedded digits, each given the same wall-clock budget on this machine.
+
+    python benchmarks/recipes.py                          # every recipe, seeds 0-2, 5 minutes each
+    python benchmarks/recipes.py --recipes main,r3gan --seeds 0 --budget 300
+    python benchmarks/recipes.py --try "mine=mnist-cgan schedule.lr=linear:0"   # a recipe of your own, measured alike
+
+A recipe is a preset plus overrides. Each one first trains for PROBE steps in a child process to measure its
+seconds per step on this machine (the child's own rate between its first and last logged step, so the start-up
+and the evaluation are left out), then trains with the steps that fill the budget: (budget - start-up and
+evaluation of the probe) / seconds per step. The main job runs exactly as ``ganforge train`` does, at its own
+steps: its row says whether it fits. Every run is measured the way benchmarks/main_job.py measures the main
+job: 2,500 samples of the EMA generator (seed 0; conditional runs: the ten classes in turn) against one
+stratified half of the 5,000 real digits, features of ganforge's digit classifier (99.4% on held-out digits):
+FID, the share the classifier reads with p >= 0.9 ("confident"), and the class balance (the largest deviation
+of a class's count from 250, in percent). Images/s is images seen by G per second of training.
+
+Rows are added to benchmarks/results/recipes.json as they finish (a run already there for the same recipe,
+overrides, seed and budget is kept, not re-run); the table of means and spreads over seeds is printed at the
+end and with --table alone.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from main_job import evaluate, halves  # noqa: E402
+from toy_modes import machine  # noqa: E402
+
+OUT = Path(__file__).parent / "results" / "recipes.json"
+PROBE = 60
+
+# name: (label, preset, overrides, fixed steps). The textbook DCGAN and the families' presets get the budget's
+# steps; the main job runs as shipped.
+RECIPES = {
+    "dcgan-ns": ("DCGAN (NS)", "mnist-dcgan", ["penalty=none"], False),
+    "dcgan-ns-r1": ("DCGAN (NS + R1)", "mnist-dcgan", [], False),
+    "sngan-hinge": ("SNGAN (hinge)", "mnist-sngan", [], False),
+    "stylegan2": ("StyleGAN2", "mnist-stylegan", [], False),
+    "r3gan": ("R3GAN", "mnist-r3gan", [], False),
+    "main": ("main job (ganforge train)", None, [], True),
+}
+
+
+def train(preset, overrides, out: Path, name: str) -> float:
+    """Wall seconds of ``ganforge train`` in a child process."""
+    cmd = [sys.executable, "-m", "ganforge", "train", *([preset] if preset else []), "--out", str(out), f"name={name}",
+           "log.progress=off", "log.tb=false", *overrides]
+    t0 = time.time()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{r.stderr[-3000:]}")
+    return time.time() - t0
+
+
+def seconds_per_step(run_dir: Path) -> float:
+    from ganforge.runs.metrics_log import read_metrics
+    rows = [r for r in read_metrics(run_dir / "metrics.jsonl") if "time" in r]
+    return (rows[-1]["time"] - rows[0]["time"]) / (rows[-1]["step"] - rows[0]["step"])
+
+
+def fill(preset, overrides, budget: float, work: Path) -> tuple[int, dict]:
+    """The steps that fill ``budget`` seconds, from a probe of PROBE steps."""
+    probe = work / "probe"
+    wall = train(preset, [*overrides, f"steps={PROBE}", "log.every=10"], work, "probe")
+    per_step = seconds_per_step(probe)
+    fixed = wall - per_step * PROBE                              # start-up, evaluation, exit
+    return max(PROBE, int((budget - fixed) / per_step)), {"probe_s_per_step": round(per_step, 4),
+                                                          "probe_fixed_s": round(fixed, 1)}
+
+
+def measure(run_dir: Path, real_x, ia) -> dict:
+    import ganforge
+    run = ganforge.load_run(run_dir)
+    last = run.metrics()[-1]
+    m = evaluate(real_x[ia], run.sample(2500, seed=0), ("fid", "modes"))["metrics"]
+    counts = m["modes"]["counts"]
+    return {"steps": run.step, "fid": round(m["fid"]["value"], 2), "confident_pct": round(100 * m["modes"]["confident"], 1),
+            "classes": counts,
+            "balance_pct": round(100 * max(abs(c - 250) for c in counts) / 250, 1),
+            "images_per_s": round(1000 * last["kimg"] / last["time"], 1), "train_s": round(last["time"], 1)}
+
+
+def table(rows: list, budget: float) -> str:
+    out = [f"| recipe ({budget / 60:g} min budget) | seeds | steps | wall s | FID | p >= 0.9 | worst class vs uniform "
+           "| images/s |", "|---|---|---|---|---|---|---|---|"]
+    names = list(dict.fromkeys(r["recipe"] for r in rows if r["budget_s"] == budget))
+    for name in names:
+        rs = [r for r in rows if r["recipe"] == name and r["budget_s"] == budget]
+
+        def cell(key, fmt="{:.1f}", rs=rs):
+            v = [r[key] for r in rs]
+            return fmt.format(statistics.mean(v)) + (f" ± {fmt.format(statistics.stdev(v))}" if len(v) > 1 else "")
+        out.append(f"| {rs[0]['label']} | {','.join(str(r['seed']) for r in rs)} | {cell('steps', '{:.0f}')} "
+                   f"| {cell('wall_s', '{:.0f}')} | {cell('fid')} | {cell('confident_pct')}% | ±{cell('balance_pct')}% "
+                   f"| {cell('images_per_s', '{:.0f}')} |")
+    return "\n".join(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipes", default=",".join(RECIPES), help=f"comma list of {', '.join(RECIPES)}")
+    ap.add_argument("--try", dest="extra", action="append", default=[],
+                    help='"name=PRESET key=value ..." (PRESET "-" for the main job\'s defaults): one more recipe')
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--budget", type=float, default=300.0, help="wall seconds per run")
+    ap.add_argument("--table", action="store_true", help="print the table of what is recorded and stop")
+    a = ap.parse_args()
+    done = json.loads(OUT.read_text())["rows"] if OUT.exists() else []
+    if a.table:
+        print(table(done, a.budget))
+        return 0
+    recipes = {k: RECIPES[k] for k in a.recipes.split(",") if k}
+    for spec in a.extra:
+        name, _, rest = spec.partition("=")
+        preset, *ov = rest.split()
+        recipes[name] = (name, None if preset == "-" else preset, ov, False)
+    from ganforge.config import load_config
+    from ganforge.data import load_dataset
+    real = load_dataset(load_config(None, ["data.split=all"]).data)
+    ia, _ = halves(real.y)
+    for seed in (int(s) for s in a.seeds.split(",")):
+        for name, (label, preset, ov, fixed) in recipes.items():
+            key = (name, ov, seed, a.budget)
+            if any((r["recipe"], r["overrides"], r["seed"], r["budget_s"]) == key for r in done):
+                continue
+            with tempfile.TemporaryDirectory() as tmp:
+                work = Path(tmp)
+                extra = {}
+                overrides = [*ov, f"seed={seed}"]
+                if not fixed:
+                    steps, extra = fill(preset, overrides, a.budget, work)
+                    overrides.append(f"steps={steps}")
+                wall = train(preset, overrides, work, "run")
+                row = {"recipe": name, "label": label, "preset": preset or "(defaults)", "overrides": ov, "seed": seed,
+                       "budget_s": a.budget, "wall_s": round(wall, 1), **measure(work / "run", real.x, ia), **extra,
+                       "machine": machine(), "date": time.strftime("%Y-%m-%d")}
+            print(json.dumps(row), flush=True)
+            done.append(row)
+            OUT.parent.mkdir(parents=True, exist_ok=True)
+            OUT.write_text(json.dumps({"rows": done}, indent=1) + "\n")
+    print(table(done, a.budget))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
