@@ -126,8 +126,8 @@ def test_train_resume_truncation_and_sweep(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     rows = [json.loads(x) for x in (tmp_path / "w" / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["ortho"] > 0 and 0 <= rows[-1]["class_acc"] <= 1
-    assert run_cli(*args, "steps=2", "name=p").returncode == 0
-    assert run_cli("train", "steps=4", "--resume", tmp_path / "p").returncode == 0
+    assert run_cli(*args, "steps=2", "name=p", "eval.metrics=none").returncode == 0      # evaluation has its own
+    assert run_cli("train", "steps=4", "--resume", tmp_path / "p").returncode == 0          # stream: same weights
     a, b = load_run(tmp_path / "w"), load_run(tmp_path / "p")
     assert_same_nets(a, b)
     x1, x2 = a.sample(6, seed=2, truncation=0.5), a.sample(6, seed=2, truncation=0.5)
