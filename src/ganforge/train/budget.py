@@ -87,9 +87,14 @@ def _no_power_iterations():
     """Spectral norm's power iterations skipped while the meta nets are built and run: on meta tensors they compute
     nothing, and the 15 of each layer's construction, each op passing through ``torch.device``'s Python-level
     override, took 1 to 6 s per start for the spectral-norm families (sngan, biggan). The vectors they would update
-    exist already, so every tensor the forward keeps is still counted."""
+    exist already, so every tensor the forward keeps is still counted. Only meta weights skip them: a real net built
+    or trained meanwhile by another thread of the process iterates as always."""
     original = _SpectralNorm._power_method
-    _SpectralNorm._power_method = lambda self, weight_mat, n_power_iterations: None
+
+    def skip_on_meta(self, weight_mat, n_power_iterations):
+        if not weight_mat.is_meta:
+            original(self, weight_mat, n_power_iterations)
+    _SpectralNorm._power_method = skip_on_meta
     try:
         yield
     finally:
