@@ -93,10 +93,7 @@ SMOKE_NETS = {
     "sngan": ("model.g_width=8", "model.d_width=8", "model.z_dim=16"),
     "stylegan": ("model.g_width=8", "model.d_width=8", "model.z_dim=16", "model.w_dim=16", "model.mapping_layers=2",
                  "model.max_width=32"),
-    # spectral norm off in the smoke run only: ganforge's memory estimate builds the nets on the meta device, where
-    # spectral_norm's power iterations take about 2 s per net on a CPU, whatever the width
-    "biggan": ("model.g_width=8", "model.d_width=8", "model.z_dim=18", "model.shared_dim=8", "model.spectral_norm=false",
-               "model.g_spectral_norm=false"),
+    "biggan": ("model.g_width=8", "model.d_width=8", "model.z_dim=18", "model.shared_dim=8"),
 }
 SMOKE_OPTIONS = {"g_width": 8, "d_width": 8, "width": 8, "blocks": 1, "group_width": 8, "max_width": 32, "w_dim": 16,
                  "mapping_layers": 2, "shared_dim": 8}      # a family not in SMOKE_NETS: those of these it has
