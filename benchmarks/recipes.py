@@ -138,7 +138,7 @@ def main() -> int:
                     steps, extra = fill(preset, overrides, a.budget, work)
                     overrides.append(f"steps={steps}")
                 wall = train(preset, overrides, work, "run")
-                row = {"recipe": name, "label": label, "preset": preset or "(defaults)", "overrides": ov, "seed": seed,
+                row = {"recipe": name, "label": label, "preset": preset or "(none: the main job)", "overrides": ov, "seed": seed,
                        "budget_s": a.budget, "wall_s": round(wall, 1), **measure(work / "run", real.x, ia), **extra,
                        "machine": machine(), "date": time.strftime("%Y-%m-%d")}
             print(json.dumps(row), flush=True)

@@ -89,7 +89,7 @@ def test_the_report_says_when_d_overfits():
     assert [f.title for f in capped] == ["The discriminator overfits despite augmentation"]
 
 
-TINY = ["data=mnist", "model.g_width=8", "model.d_width=8", "model.z_dim=16", "batch_size=16", "log.progress=off",
+TINY = ["mnist-dcgan", "model.g_width=8", "model.d_width=8", "model.z_dim=16", "batch_size=16", "log.progress=off",
         "eval.metrics=none", "log.every=2", "log.samples_every=100", "device=cpu", "threads=1", "precision=fp32"]
 ADA = ["augment=ada", "augment.speed_kimg=0.5", "augment.interval=2"]    # p moves by 0.064 per update
 

@@ -49,7 +49,7 @@ CKPT = "checkpoints/step-0000002.pt"
 def make_runs(folder: Path) -> dict:
     """A tiny DCGAN run and a toy MLP run of 2 steps each; cases copy them before changing anything."""
     kw = dict(o.split("=") for o in TINY_DCGAN)
-    dcgan = ganforge.train(None, out=folder, steps=2, progress="off", name="dcgan", **kw).path
+    dcgan = ganforge.train("mnist-dcgan", out=folder, steps=2, progress="off", name="dcgan", **kw).path
     toy = ganforge.train("toy-ring", out=folder, steps=2, progress="off", name="toy", **{"eval.metrics": "none",
                                                                                          "log.tb": "false"}).path
     return {"dcgan": dcgan, "toy": toy}

@@ -77,7 +77,7 @@ def test_sample_eval_and_no_overwrite(tmp_path, capsys):
 
 
 def test_image_sample_grid(tmp_path, tiny_dcgan):
-    run = ganforge.train(None, out=tmp_path, steps=3, progress="off", **dict(o.split("=") for o in tiny_dcgan))
+    run = ganforge.train("mnist-dcgan", out=tmp_path, steps=3, progress="off", **dict(o.split("=") for o in tiny_dcgan))
     out = tmp_path / "g.png"
     assert main(["sample", str(run.path), "-n", "16", "--out", str(out), "--nrow", "4"]) == 0
     im = Image.open(out)

@@ -1,14 +1,24 @@
 """Presets, overrides, typed values and one-line errors."""
 import pytest
 
-from ganforge.config import Config, dump, from_dict, load_config, presets
+from ganforge.config import MAIN_JOB, Config, dump, from_dict, job_preset, load_config, presets
 from ganforge.errors import UserError
 
 
-def test_defaults_are_the_main_job_preset():
+def test_defaults_are_the_textbook_dcgan_preset():
     assert load_config().to_dict() == load_config("mnist-dcgan").to_dict()
     cfg = load_config()
     assert (cfg.model.name, cfg.loss, cfg.data.name) == ("dcgan", "nonsaturating", "mnist")
+
+
+@pytest.mark.parametrize("overrides,preset", [
+    ((), MAIN_JOB), (("steps=10", "model.g_width=8"), MAIN_JOB), (("data=mnist",), MAIN_JOB), (("model=dcgan",), MAIN_JOB),
+    (("data=folder:my300", "augment=ada"), None), (("model=stylegan",), None), (("data.name=ring",), None)])
+def test_a_run_without_a_config_trains_the_main_job_unless_it_picks_other_data_or_family(overrides, preset):
+    assert job_preset(None, overrides) == preset
+    assert job_preset("mnist-dcgan", overrides) == "mnist-dcgan"
+    main = load_config(MAIN_JOB)
+    assert main.model.conditional and main.schedule.lr and main.to_dict() != load_config().to_dict()
 
 
 def test_presets_all_load():

@@ -30,8 +30,8 @@ TOL, COS = 0.01, 0.999          # as tests/test_precision.py
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 def test_mixed_precision_trains_and_resumes_bit_exact_on_cuda(tmp_path, precision):
     kw = dict(out=tmp_path, progress="off", precision=precision, device="cuda", **TINY)
-    whole = ganforge.train(None, name="whole", steps=6, **kw)
-    part = ganforge.train(None, name="part", steps=3, **kw)
+    whole = ganforge.train("mnist-dcgan", name="whole", steps=6, **kw)
+    part = ganforge.train("mnist-dcgan", name="part", steps=3, **kw)
     assert part.step == 3
     resumed = ganforge.train(None, out=tmp_path, resume=part.path, steps=6, progress="off")
     assert resumed.step == whole.step == 6 and whole.config.precision == resumed.config.precision == precision

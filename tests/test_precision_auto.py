@@ -20,7 +20,7 @@ def _own_cache(tmp_path, monkeypatch):
 
 
 def _train(tmp_path, name, **kw):
-    return ganforge.train(None, out=tmp_path, name=name, **{**TINY, **kw})
+    return ganforge.train("mnist-dcgan", out=tmp_path, name=name, **{**TINY, **kw})
 
 
 @pytest.mark.parametrize("forced", ["bf16", "fp32"])

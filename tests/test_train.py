@@ -40,13 +40,13 @@ def test_toy_run_end_to_end(tmp_path):
 def test_same_seed_same_numbers(tmp_path, tiny_dcgan):
     args = ["steps=12", "log.every=4", "log.checkpoint_every=12", "log.samples_every=12"] + tiny_dcgan
     kw = dict(out=tmp_path, progress="off")
-    a = ganforge.train(None, name="a", **_kw(args), **kw)
-    b = ganforge.train(None, name="b", **_kw(args), **kw)
+    a = ganforge.train("mnist-dcgan", name="a", **_kw(args), **kw)
+    b = ganforge.train("mnist-dcgan", name="b", **_kw(args), **kw)
     assert numbers(a.path) == numbers(b.path)
     sa, sb = final_state(a.path), final_state(b.path)
     for k in STATE_KEYS:
         assert_same_tensors(sa[k], sb[k], k)
-    c = ganforge.train(None, name="c", seed=1, **_kw(args), **kw)
+    c = ganforge.train("mnist-dcgan", name="c", seed=1, **_kw(args), **kw)
     assert numbers(c.path) != numbers(a.path)
 
 
@@ -138,7 +138,7 @@ def test_resume_warns_when_the_data_changed_since_the_checkpoint(tmp_path, capsy
         Image.new("L", (8, 8), 30 * i).save(imgs / f"{i}.png")
     kw = {"data.resolution": 8, "model.g_width": 8, "model.d_width": 8, "model.z_dim": 8, "batch_size": 4,
           "eval.metrics": "none", "log.tb": "false"}
-    run = ganforge.train(None, out=tmp_path, steps=2, name="r", progress="off", data=f"folder:{imgs}", **kw).path
+    run = ganforge.train("mnist-dcgan", out=tmp_path, steps=2, name="r", progress="off", data=f"folder:{imgs}", **kw).path
     capsys.readouterr()
     ganforge.train(None, out=tmp_path, resume=run, steps=3, progress="off")
     assert "data changed" not in capsys.readouterr().err                     # the same data: no word
@@ -205,7 +205,7 @@ def test_metrics_record_what_produced_them(tmp_path):
 @pytest.mark.cuda
 def test_bf16_autocast_trains_with_r1(tmp_path, tiny_dcgan):
     kw = dict(o.split("=", 1) for o in tiny_dcgan)
-    run = ganforge.train(None, out=tmp_path, steps=4, precision="bf16", penalty="r1", progress="off",
+    run = ganforge.train("mnist-dcgan", out=tmp_path, steps=4, precision="bf16", penalty="r1", progress="off",
                          log={"every": 2}, **kw)      # lazy R1: computed at D steps 0 only, so the line of step 2
     first, last = run.metrics()
     assert first["penalty"] > 0 and "penalty" not in last
@@ -217,9 +217,9 @@ def test_bf16_autocast_trains_with_r1(tmp_path, tiny_dcgan):
 def test_eval_metrics_none_and_nothing_to_measure_at_several_evaluations(tmp_path, tiny_dcgan):
     """eval.metrics=none skips evaluation; an image run with nothing to measure passes eval.every quietly."""
     args = ["steps=4", "log.every=2", "log.checkpoint_every=4", "log.samples_every=4", "eval.every=2"] + tiny_dcgan
-    run = ganforge.train(None, name="none", **_kw(args + ["eval.metrics=none"]), out=tmp_path, progress="off")
+    run = ganforge.train("mnist-dcgan", name="none", **_kw(args + ["eval.metrics=none"]), out=tmp_path, progress="off")
     assert all("fid" not in r for r in run.metrics())
-    run = ganforge.train(None, name="digits8", **_kw(args + ["data=digits", "data.resolution=16"]), out=tmp_path,
+    run = ganforge.train("mnist-dcgan", name="digits8", **_kw(args + ["data=digits", "data.resolution=16"]), out=tmp_path,
                          progress="off")
     assert run.step == 4 and [r["step"] for r in run.metrics()] == [2, 4]
 

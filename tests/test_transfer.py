@@ -27,12 +27,12 @@ def _kw(items):
 def source(tmp_path_factory):
     """A tiny DCGAN trained 3 steps, its moving average slow enough to differ from G."""
     out = tmp_path_factory.mktemp("source")
-    return ganforge.train(None, out=out, name="a", steps=3, progress="off", **_kw(TINY + ["ema.rampup=null"])).path
+    return ganforge.train("mnist-dcgan", out=out, name="a", steps=3, progress="off", **_kw(TINY + ["ema.rampup=null"])).path
 
 
 def _started(tmp_path, *extra):
     """A trainer at step 0 of a new run (its folder made, its lock released)."""
-    trainer, _ = start(None, tuple(TINY + ["seed=5", *extra]), tmp_path)
+    trainer, _ = start("mnist-dcgan", tuple(TINY + ["seed=5", *extra]), tmp_path)
     trainer.release_lock()
     return trainer
 
@@ -72,7 +72,7 @@ def test_init_from_an_exported_generator_takes_g_and_keeps_d_fresh(tmp_path, sou
 
 
 def test_a_mismatched_tensor_or_family_is_one_line_and_makes_no_folder(tmp_path, source, capsys):
-    args = ["train", *TINY, f"init={source}", "--out", str(tmp_path)]
+    args = ["train", "mnist-dcgan", *TINY, f"init={source}", "--out", str(tmp_path)]
     one_line(capsys, main([*args, "model.z_dim=24"]), "1 tensor of", "does not fit", "G.net.0.weight",
              "(16, 16, 7, 7) in the source, (24, 16, 7, 7) here", "init.mismatch=reinit")
     one_line(capsys, main([*args, "model=sngan"]), "holds a dcgan model and this run is sngan")
@@ -103,8 +103,8 @@ def test_reinit_keeps_a_conditional_head_fresh_and_says_which(tmp_path, source, 
 
 def test_resume_of_an_init_run_is_bit_exact_and_never_reads_the_source_again(tmp_path, source):
     args = _kw(TINY + [f"init={source}", "model.freeze_d=1", "log.every=1", "log.checkpoint_every=2"])
-    straight = ganforge.train(None, out=tmp_path, name="s", steps=4, progress="off", **args).path
-    part = ganforge.train(None, out=tmp_path, name="p", steps=2, progress="off", **args).path
+    straight = ganforge.train("mnist-dcgan", out=tmp_path, name="s", steps=4, progress="off", **args).path
+    part = ganforge.train("mnist-dcgan", out=tmp_path, name="p", steps=2, progress="off", **args).path
     moved = source.rename(source.with_name("moved"))
     try:
         ganforge.train(None, out=tmp_path, resume=part, steps=4, progress="off")
@@ -150,7 +150,7 @@ def test_freeze_d_keeps_the_first_blocks_bit_identical_while_the_rest_train(tmp_
 
 
 @pytest.mark.parametrize("items,words", [
-    ([*TINY, "model.freeze_d=3"], ["model.freeze_d=3: this dcgan D has 2 blocks", "choose 0 to 2"]),
+    (["mnist-dcgan", *TINY, "model.freeze_d=3"], ["model.freeze_d=3: this dcgan D has 2 blocks", "choose 0 to 2"]),
     (["toy-ring", "model.freeze_d=1"], ["the mlp family's D has no blocks"]),
 ])
 def test_freeze_d_past_the_blocks_or_without_blocks_is_one_line(tmp_path, capsys, items, words):

@@ -32,6 +32,7 @@ from .schedule import check as schedule_check
 from .schema import coerce, dotted_keys, field_type, is_section, opt, read_yaml, section, unknown_key
 
 PRESET_DIR = Path(__file__).parent / "configs"
+MAIN_JOB = "mnist-main"                  # the preset of a new run given none (job_preset)
 
 
 def _loss_names():
@@ -311,6 +312,16 @@ def raw_from(preset: Optional[str] = None, overrides: tuple = (), base: Optional
         k, v = parse_override(text)
         _set(raw, k, v, "command line")
     return raw
+
+
+def job_preset(preset: Optional[str], overrides: tuple = ()) -> Optional[str]:
+    """The preset a new run trains (``ganforge train``, ``ganforge.train()``, ``ganforge config``): the one given; with
+    none, the main job (MAIN_JOB), unless the overrides pick other data or another family (``data=folder:my300``,
+    ``model=stylegan``), which start from the Config defaults (mnist-dcgan), as StyleGAN2-ADA's ``--cfg=auto``."""
+    if preset is not None:
+        return preset
+    own, main = raw_from(None, overrides), raw_from(MAIN_JOB)
+    return None if any(str(own.get(s, {}).get("name", main[s]["name"])) != main[s]["name"] for s in ("data", "model")) else MAIN_JOB
 
 
 def _is_set(raw: dict, dotted: str) -> bool:

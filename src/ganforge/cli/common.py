@@ -11,7 +11,8 @@ from ..errors import UserError
 
 def add_config_items(parser) -> None:
     """The positional CONFIG (a preset or YAML file) and ``key=value`` overrides of train and config."""
-    parser.add_argument("items", nargs="*", metavar="CONFIG|key=value", help="a preset or YAML file, then overrides")
+    parser.add_argument("items", nargs="*", metavar="CONFIG|key=value", help="a preset or YAML file (none: the main job, mnist-main, "
+                        "unless data= or model= picks others), then overrides")
 
 
 def split_args(items: list[str]) -> tuple[str | None, list[str]]:

@@ -17,12 +17,12 @@ def add_parser(sub):
 
 
 def run(a) -> int:
-    from ..config import dump, load_config
+    from ..config import dump, job_preset, load_config
     if a.keys:
         sys.stdout.write(key_table())
         return 0
     preset, overrides = split_args(a.items)
-    sys.stdout.write(dump(load_config(preset, tuple(overrides))))
+    sys.stdout.write(dump(load_config(job_preset(preset, tuple(overrides)), tuple(overrides))))
     return 0
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from ..api import load_run, saved_config
-from ..config import Config, build, complete, dump, raw_from
+from ..config import Config, build, complete, dump, job_preset, raw_from
 from ..errors import UserError
 from ..runs import folder
 from ..runs.metrics_log import scan
@@ -40,7 +40,7 @@ def plan_run(preset: Optional[str], overrides: tuple, out: Path, resume: Optiona
     """(config, run folder, resuming?) for a train command; writes nothing."""
     out = Path(out)
     if resume is None:
-        cfg = build(raw_from(preset, overrides))
+        cfg = build(raw_from(job_preset(preset, overrides), overrides))
         if cfg.name:
             folder.check_name(cfg.name)
         if cfg.resume:
@@ -166,7 +166,7 @@ def train(config: Optional[str] = None, out: Union[str, Path] = "runs", resume: 
           progress: str = "auto", **overrides):
     """Train a run and return its handle (a ganforge.api.Run).
 
-    ``config`` is a preset name or YAML path (None: the main job's defaults);
+    ``config`` is a preset name or YAML path (None: the main job, see config.job_preset);
     ``overrides`` are config keys, nested dicts or dotted strings via
     ``**{"optim.g.lr": 1e-4}``. ``resume`` is a run folder to continue, or
     True to continue the named run if it exists (as ``resume=true``).
