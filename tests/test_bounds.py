@@ -226,11 +226,11 @@ def test_a_fifo_in_an_image_folder_is_skipped_not_opened(tmp_path):
         Image.fromarray(np.full((16, 16), 40 * i, np.uint8)).save(imgs / f"{i}.png")
     os.mkfifo(imgs / "fifo.png")
     os.symlink(tmp_path / "nowhere.png", imgs / "dangling.png")
-    r = run_cli("data", "show", f"folder:{imgs}", "--out", tmp_path / "s.png", timeout=60)
+    r = run_cli("data", "show", f"folder:{imgs}", "--out", tmp_path / "s.png", timeout=60, process=True)
     assert r.returncode == 0, r.stderr
     assert "skipped 2 files" in r.stderr and "2 not images" in r.stderr and "3 samples" in r.stdout
     r = run_cli("train", f"data=folder:{imgs}", "steps=1", "batch_size=3", "data.resolution=8", "model.g_width=8",
-                "model.d_width=8", "eval.metrics=none", "log.progress=off", "--out", tmp_path / "runs", timeout=120)
+                "model.d_width=8", "eval.metrics=none", "log.progress=off", "--out", tmp_path / "runs", timeout=120, process=True)
     assert r.returncode == 0, r.stderr
 
 
@@ -241,7 +241,7 @@ def test_an_image_too_large_to_decode_safely_is_skipped_without_pils_warning(tmp
     for i in range(2):
         Image.fromarray(np.full((16, 16), 90 * i, np.uint8)).save(imgs / f"{i}.png")
     Image.new("L", (10000, 9000)).save(imgs / "huge.png")                     # 90 million pixels
-    r = run_cli("data", "show", f"folder:{imgs}", "--out", tmp_path / "s.png", timeout=60)
+    r = run_cli("data", "show", f"folder:{imgs}", "--out", tmp_path / "s.png", timeout=60, process=True)
     assert r.returncode == 0, r.stderr
     assert "DecompressionBomb" not in r.stderr and "1 unreadable: huge.png" in r.stderr
 

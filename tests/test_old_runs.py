@@ -38,19 +38,20 @@ def _close(a, b, rel, path="") -> None:
 
 @pytest.mark.parametrize("name", ["toy", "digits"])
 def test_an_old_run_loads_samples_evaluates_and_resumes_as_it_did(name, tmp_path, monkeypatch):
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")    # the threads that made expected.json (conftest sets 1 per worker)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")    # the threads that made expected.json (conftest sets 1 per worker),
+    # in processes of their own (run_cli's in-process runs keep this worker's one thread)
     run = tmp_path / name
     shutil.copytree(HERE / "runs" / name, run)
     want = EXPECTED[name]
     x = ganforge.load_run(run).sample(8, seed=3)
     assert torch.allclose(x.flatten()[:64], torch.tensor(want["samples"]), atol=1e-5)
 
-    r = run_cli("eval", run, "-n", 300, "--out", tmp_path / "eval.json")
+    r = run_cli("eval", run, "-n", 300, "--out", tmp_path / "eval.json", process=True)
     assert r.returncode == 0, r.stderr
     got = json.loads((tmp_path / "eval.json").read_text())["evaluations"][-1]["metrics"]
     _close(got, want["eval"], 1e-4)
 
-    r = run_cli("train", "--resume", run, "steps=60")
+    r = run_cli("train", "--resume", run, "steps=60", process=True)
     assert r.returncode == 0, r.stderr
     assert f"resuming {run} from step 40" in r.stderr
     new = {"rt"}                                 # logged since (ADA's r_t, issue 25): absent from the old rows
