@@ -171,8 +171,9 @@ class Evaluator:
             raise UserError(f"the {self.extractor.name} extractor has no logits for {title}")
         if self.kind == "image" and self.digit_net is not None and (extracted is None or self.digit_net is not self.extractor):
             fake = _materialise(fake, n)          # the digit classifier sees the same samples
-        got = extracted if extracted is not None else extract(
-            self.extractor, fake, n, self.s.batch, keep_features=keep_f, keep_logits=keep_l,
+        got = extracted if extracted is not None else extract(        # the logits too where modes() reads them
+            self.extractor, fake, n, self.s.batch, keep_features=keep_f,
+            keep_logits=keep_l or (self.digit_net is self.extractor and self.extractor.has_logits),
             device=self.s.device, progress=self.s.progress, label="generated")
         prov = {**self.extractor.describe(), "n_fake": n, "n_real": real.n}
         inputs = registry.Inputs(got, real, n, self.s, self, fake)
