@@ -123,7 +123,7 @@ def assert_same_tensors(a, b, path="state"):
 @pytest.fixture
 def tiny_dcgan():
     """Overrides for a DCGAN small enough to train in seconds on the CPU."""
-    return ["model.g_width=8", "model.d_width=8", "model.z_dim=16", "batch_size=16", "log.progress=off"]
+    return ["model.g_width=8", "model.d_width=8", "model.z_dim=16", "batch_size=16", "log.progress=off", "eval.n=500"]
 
 
 def train_run(out, name, base, *extra, nproc=1):

@@ -87,3 +87,23 @@ def test_train_sigma_one_save_load_and_exact_resume(tmp_path):
     # save/load: the loaded EMA generator gives the same samples twice, and those of a fresh load
     x = a.sample(8, seed=3)
     assert torch.equal(x, load_run(tmp_path / "w").sample(8, seed=3)) and x.shape == (8, 1, 28, 28)
+
+
+def test_loading_checks_against_meta_nets_without_power_iterations(monkeypatch):
+    """api.meta_nets (the checks before a checkpoint is loaded) builds without spectral norm's power iterations:
+    on meta tensors they compute nothing and took seconds per load; real nets still iterate."""
+    from torch.nn.utils.parametrizations import _SpectralNorm
+
+    from ganforge.api import meta_nets
+    calls, original = [], _SpectralNorm._power_method
+
+    def counting(self, weight_mat, n):
+        calls.append(weight_mat.is_meta)
+        return original(self, weight_mat, n)
+    monkeypatch.setattr(_SpectralNorm, "_power_method", counting)
+    cfg = load_config("mnist-sngan", ("model.g_width=8", "model.d_width=8"))
+    G, D = meta_nets(cfg.model, (1, 28, 28), 0, ())
+    assert calls == [] and next(D.parameters()).is_meta
+    assert _SpectralNorm._power_method is counting
+    build_nets(cfg.model, (1, 28, 28))
+    assert calls and not any(calls)

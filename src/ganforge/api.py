@@ -21,6 +21,7 @@ from .config import Config, build, raw_from_dict
 from .device import pick_device
 from .errors import UserError
 from .nets import FAMILIES, build_nets
+from .nets.layers import no_power_iterations_on_meta
 from .rng import Stream, truncated_normal
 from . import memory
 from .runs import checkpoint, folder, verify
@@ -190,7 +191,7 @@ def meta_nets(model_cfg, shape: tuple, classes: int, shape_a: tuple) -> Optional
     there (an operation without a meta kernel); a config that does not build is the family's UserError, as
     for a real build, and sizes past what torch can count (3 x 2**31 x 2**31) are one too."""
     try:
-        with torch.device("meta"), _NoFills():
+        with no_power_iterations_on_meta(), torch.device("meta"), _NoFills():
             return build_nets(model_cfg, shape, classes, shape_a)
     except UserError:
         raise

@@ -6,9 +6,11 @@ keeps the iteration vectors as buffers, so they are saved in checkpoints.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from torch import nn
 from torch.nn.utils import parametrize
-from torch.nn.utils.parametrizations import spectral_norm
+from torch.nn.utils.parametrizations import _SpectralNorm, spectral_norm
 
 NORMS = ("batch", "layer", "instance", "none")
 
@@ -24,6 +26,26 @@ def apply_spectral_norm(module: nn.Module) -> nn.Module:
         else:
             apply_spectral_norm(child)
     return module
+
+
+@contextmanager
+def no_power_iterations_on_meta():
+    """Spectral norm's power iterations skipped while nets are built and run on the meta device (the memory
+    estimate of train.budget, the checks of api.checked_nets before a checkpoint is loaded): on meta tensors they
+    compute nothing, and the 15 of each layer's construction, each op passing through ``torch.device``'s
+    Python-level override, took 1 to 6 s per start or load for the spectral-norm families (sngan, biggan). The
+    vectors they would update exist already, so every tensor the forward keeps is still counted. Only meta weights
+    skip them: a real net built or trained meanwhile by another thread of the process iterates as always."""
+    original = _SpectralNorm._power_method
+
+    def skip_on_meta(self, weight_mat, n_power_iterations):
+        if not weight_mat.is_meta:
+            original(self, weight_mat, n_power_iterations)
+    _SpectralNorm._power_method = skip_on_meta
+    try:
+        yield
+    finally:
+        _SpectralNorm._power_method = original
 
 
 def norm2d(kind: str, channels: int) -> nn.Module:

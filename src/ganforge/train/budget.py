@@ -19,15 +19,14 @@ one line, and ``--insist`` passes it.
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 
 import torch
-from torch.nn.utils.parametrizations import _SpectralNorm
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from ..memory import check, tensor_bytes
 from ..nets import FAMILIES, build_nets
+from ..nets.layers import no_power_iterations_on_meta
 
 ACTIVATION_FACTOR = 2
 OVERHEAD = 100e6
@@ -82,30 +81,11 @@ def _per_sample_activations(cfg, data, G, D) -> float:
     return (g + d) / n
 
 
-@contextmanager
-def _no_power_iterations():
-    """Spectral norm's power iterations skipped while the meta nets are built and run: on meta tensors they compute
-    nothing, and the 15 of each layer's construction, each op passing through ``torch.device``'s Python-level
-    override, took 1 to 6 s per start for the spectral-norm families (sngan, biggan). The vectors they would update
-    exist already, so every tensor the forward keeps is still counted. Only meta weights skip them: a real net built
-    or trained meanwhile by another thread of the process iterates as always."""
-    original = _SpectralNorm._power_method
-
-    def skip_on_meta(self, weight_mat, n_power_iterations):
-        if not weight_mat.is_meta:
-            original(self, weight_mat, n_power_iterations)
-    _SpectralNorm._power_method = skip_on_meta
-    try:
-        yield
-    finally:
-        _SpectralNorm._power_method = original
-
-
 def estimate(cfg, data) -> dict:
     """The bytes a run of ``cfg`` on ``data`` will hold, by part (an empty dict where the nets do not build
     on the meta device; then nothing is checked)."""
     try:
-        with _no_power_iterations():
+        with no_power_iterations_on_meta():
             with torch.device("meta"):
                 G, D = build_nets(cfg.model, data.shape, len(data.classes or ()), data.shape_a)
             per_sample = _per_sample_activations(cfg, data, G, D)
