@@ -4,8 +4,6 @@ import json
 import os
 import pickle
 import struct
-import subprocess
-import sys
 import zipfile
 
 import numpy as np
@@ -17,6 +15,7 @@ from ganforge.data import load_dataset
 from ganforge.data.options import DataConfig
 from ganforge.data.pack import detect, pack
 from ganforge.errors import UserError
+from conftest import run_cli
 
 
 def load(name, **kw):
@@ -182,16 +181,14 @@ def test_failed_pack_leaves_nothing(tmp_path):
 
 
 def test_cli_mistakes_exit_2(tmp_path):
-    """Three mistakes, each one line on stderr and exit code 2 (run side by side: each process imports torch)."""
+    """Three mistakes, each one line on stderr and exit code 2."""
     (tmp_path / "ds.zip").write_bytes(b"old")
     (tmp_path / "notes.txt").write_text("not data")
     Image.new("L", (8, 8)).save(tmp_path / "a.png")
     cases = [[str(tmp_path), "--out", str(tmp_path / "ds.zip")], [str(tmp_path / "notes.txt"), "--out",
              str(tmp_path / "n.zip")], []]
-    procs = [subprocess.Popen([sys.executable, "-m", "ganforge", "data", "pack", *c], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for c in cases]
-    results = [(p.wait(60), p.stderr.read()) for p in procs]
-    for (rc, err), needle in zip(results, ["exists; choose another --out or add --force", "is not data ganforge can pack",
-                                           "needs a SOURCE"]):
-        assert rc == 2 and needle in err and err.count("\n") == 1, err
+    for c, needle in zip(cases, ["exists; choose another --out or add --force", "is not data ganforge can pack",
+                                 "needs a SOURCE"]):
+        r = run_cli("data", "pack", *c)
+        assert r.returncode == 2 and needle in r.stderr and r.stderr.count("\n") == 1, r.stderr
     assert (tmp_path / "ds.zip").read_bytes() == b"old" and not (tmp_path / "n.zip").exists()
