@@ -206,12 +206,18 @@ def test_freeze_d_keeps_the_first_block_bit_identical(tmp_path):
 
 
 @pytest.mark.parametrize("extra", [(), ("model.conditional=true", "data.labels=true")])
-def test_trains_on_an_image_folder_at_64_px(tmp_path, extra):
+def test_the_folder_preset_trains_on_an_image_folder_at_64_px(tmp_path, extra):
+    """folder-r3gan (64 px, x-flips, ADA, R1 + R2, the lr decay) on a folder, narrowed; without data= one line."""
     from ganforge.api import load_run
     from test_family_folders import _folder
     _folder(tmp_path / "photos")
-    r = run_cli("train", f"data=folder:{tmp_path / 'photos'}", "data.resolution=64", *SMALL, *extra,
-                "batch_size=4", "steps=2", "eval.metrics=none", "log.progress=off", "name=r", "--out", tmp_path)
+    small = ("model.width=8", "model.group_width=4", "model.z_dim=8", "batch_size=4", "steps=2", "eval.metrics=none",
+             "log.progress=off", "name=r", "--out", tmp_path)
+    r = run_cli("train", "folder-r3gan", *small)
+    assert r.returncode == 2 and r.stderr == "ganforge: error: data=folder: needs a path, e.g. data=folder:/path/to/data\n"
+    r = run_cli("train", "folder-r3gan", f"data=folder:{tmp_path / 'photos'}", *extra, *small)
     assert r.returncode == 0, r.stderr[-2000:]
-    x = load_run(tmp_path / "r").sample(3, seed=1, **({"label": "dogs"} if extra else {}))
+    run = load_run(tmp_path / "r")
+    assert run.config.augment.name == "ada" and run.config.data.mirror and run.config.penalty.name == "r1+r2"
+    x = run.sample(3, seed=1, **({"label": "dogs"} if extra else {}))
     assert x.shape == (3, 3, 64, 64) and x.abs().max() <= 1

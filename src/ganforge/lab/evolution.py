@@ -3,7 +3,7 @@
 Radford et al. 2016 and the seeds: a run keeps 64 fixed z and draws them at
 intervals, so that one watches the same samples turn from noise into
 digits. ``ganforge train`` writes these grids to samples/step-N.npz; this
-experiment trains a short run of the main job (or takes ``--run RUN``) and
+experiment trains a short run of mnist-dcgan (or takes ``--run RUN``) and
 assembles its grids into a GIF and an H.264 MP4, with two numbers per
 frame that say what one sees: the distance from each sample to its nearest
 real training image (RMS per pixel; noise → digits) and the mean per-pixel
@@ -53,7 +53,7 @@ def run(lab: Lab, run: Optional[Path] = None) -> Outcome:
     from ..viz.plots import figure
     if run is None:
         steps = lab.pick(700, 20)
-        lab.say(f"training a short run of the main job ({steps} steps) into {lab.final / 'run'}")
+        lab.say(f"training a short run of mnist-dcgan ({steps} steps) into {lab.final / 'run'}")
         run = short_run(lab.out, steps, samples_every=max(1, steps // 35), seed=lab.seed).path
     open_run(run)
     shots = sample_files(Path(run), ".npz")

@@ -1,7 +1,7 @@
 """The image data, run and classifier the lab's image experiments share.
 
 ``mnist()`` is the embedded MNIST training split, as ``ganforge train`` sees
-it. ``short_run`` trains the main job's preset (DCGAN, non-saturating loss,
+it. ``short_run`` trains the textbook DCGAN (mnist-dcgan: non-saturating loss,
 lazy R1) for a few hundred steps with frequent fixed-z sample dumps: long
 enough for digits to appear on 2 CPU cores within the lab's time budget.
 ``classify`` is the evaluation issue's digit classifier (99.4% on held-out
@@ -23,7 +23,7 @@ def mnist():
 
 
 def short_run(folder: Path, steps: int, samples_every: int, seed: int = 0):
-    """Train the main job's preset for ``steps`` into ``folder/run``; returns the opened run. Without the
+    """Train the textbook DCGAN (mnist-dcgan) for ``steps`` into ``folder/run``; returns the opened run. Without the
     run's own evaluation (5-8 s of a quick run): the experiments measure what they show themselves."""
     from ..train.start import train
     return train("mnist-dcgan", out=folder, name="run", steps=steps, seed=seed, progress="off",

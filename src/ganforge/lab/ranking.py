@@ -2,8 +2,8 @@
 
 The seeds claim that at the end of training D's output ranks the samples of
 a batch poorly: D is trained to separate two distributions, not to grade
-single samples. Measured here on a trained image run (a short run of the
-main job, or ``--run RUN``): 1,000 samples of its trained generator (the
+single samples. Measured here on a trained image run (a short run of
+mnist-dcgan, or ``--run RUN``): 1,000 samples of its trained generator (the
 one D was trained against), each scored by D (its raw output) and by three
 independent measures of quality: the confidence of the evaluation issue's
 digit classifier (max softmax), the distance to the nearest real training
@@ -65,7 +65,7 @@ def run(lab: Lab, run: Optional[Path] = None) -> Outcome:
     from ..viz.plots import figure
     if run is None:
         steps = lab.pick(800, 20)
-        lab.say(f"training a short run of the main job ({steps} steps) into {lab.final / 'run'}")
+        lab.say(f"training a short run of mnist-dcgan ({steps} steps) into {lab.final / 'run'}")
         run = short_run(lab.out, steps, samples_every=steps, seed=lab.seed).path
     r = open_run(run)
     x = r.sample(lab.pick(N, 200), seed=lab.seed + 1, ema=False)
