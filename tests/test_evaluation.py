@@ -220,3 +220,23 @@ def test_an_unwritable_cache_only_costs_time(tmp_path, monkeypatch, capsys):
     r = Evaluator(RealSet("t", real, {"data": "t"}), Settings(metrics=("fid",), features=_Tiny()))(real, 50)
     assert r["metrics"]["fid"]["value"] < 1e-6
     assert "not cached" in capsys.readouterr().err
+
+
+def test_fid_and_modes_pass_the_generated_digits_through_the_classifier_once(monkeypatch):
+    """With the digit features, FID's pass keeps the logits that modes() reads: one pass, the same counts as the
+    classifier's own pass over the samples."""
+    from ganforge.config import load_config
+    from ganforge.metrics import evaluate
+    from ganforge.metrics.digits import class_histogram
+    from ganforge.metrics.evaluate import Evaluator, Settings
+    from ganforge.metrics.sources import from_data_config
+    real = from_data_config(load_config(None, ()).data)
+    ev = Evaluator(real, Settings(metrics=("fid", "modes"), n_real=500))
+    ev.reference()
+    fake = real.x[1000:1300]
+    passes, extract = [], evaluate.extract
+    monkeypatch.setattr(evaluate, "extract", lambda *a, **k: passes.append(k.get("keep_logits")) or extract(*a, **k))
+    out = ev(fake, 300)["metrics"]
+    assert passes == [True] and out["fid"]["value"] > 0
+    own = class_histogram(extract(ev.digit_net, fake, 300, 256, keep_features=False, keep_logits=True).logits)
+    assert out["modes"]["counts"] == own["counts"]

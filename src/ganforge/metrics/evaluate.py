@@ -145,9 +145,13 @@ class Evaluator:
     def extract_fake(self, fake: Source, n: int) -> Extracted:
         """Generated samples through the extractor, keeping the features and the logits that a metric or the
         digit classifier reads (for a share of the samples extracted elsewhere, e.g. by one of several processes)."""
-        logits = self.extractor.has_logits and (self.needs("logits") or self.digit_net is self.extractor)
-        return extract(self.extractor, fake, n, self.s.batch, keep_features=True, keep_logits=logits,
+        return extract(self.extractor, fake, n, self.s.batch, keep_features=True, keep_logits=self.keeps_logits(),
                        device=self.s.device)
+
+    def keeps_logits(self) -> bool:
+        """Whether a pass of the extractor over generated samples keeps its logits: a metric reads them, or the
+        extractor is the digit classifier that modes() reads (so the samples are classified once)."""
+        return self.extractor.has_logits and (self.needs("logits") or self.digit_net is self.extractor)
 
     def __call__(self, fake: Source, n: int, extracted: Optional[Extracted] = None) -> dict:
         """Every metric of this evaluator for ``n`` samples of ``fake`` (a tensor or fn(start, count)).
@@ -171,9 +175,8 @@ class Evaluator:
             raise UserError(f"the {self.extractor.name} extractor has no logits for {title}")
         if self.kind == "image" and self.digit_net is not None and (extracted is None or self.digit_net is not self.extractor):
             fake = _materialise(fake, n)          # the digit classifier sees the same samples
-        got = extracted if extracted is not None else extract(        # the logits too where modes() reads them
-            self.extractor, fake, n, self.s.batch, keep_features=keep_f,
-            keep_logits=keep_l or (self.digit_net is self.extractor and self.extractor.has_logits),
+        got = extracted if extracted is not None else extract(
+            self.extractor, fake, n, self.s.batch, keep_features=keep_f, keep_logits=self.keeps_logits(),
             device=self.s.device, progress=self.s.progress, label="generated")
         prov = {**self.extractor.describe(), "n_fake": n, "n_real": real.n}
         inputs = registry.Inputs(got, real, n, self.s, self, fake)
