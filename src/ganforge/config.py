@@ -1,16 +1,12 @@
 """The run configuration: typed defaults, YAML presets and dotted overrides.
 
-``load_config("toy-grid", ["loss=hinge", "optim.d.lr=1e-4"])`` starts from the
-defaults below (which are the main job: a DCGAN with the non-saturating loss
-on the embedded MNIST digits), applies a preset (a YAML file, or the name of
-one in ``configs/``), then the overrides, and checks every value.
-
-A section with a ``name`` accepts a bare value: ``data=ring`` sets
-``data.name``, ``model=mlp`` sets ``model.name`` and ``penalty=r1`` sets
-``penalty.name``. The model section is open: beyond its common keys it takes
-the options of the chosen family (``model.g_width`` for dcgan,
-``model.hidden`` for mlp); changing the family drops the old family's
-options, and changing the penalty drops the old penalty's weight and interval. Mistakes raise :class:`~ganforge.errors.UserError` with one line.
+``load_config("toy-grid", ["loss=hinge", "optim.d.lr=1e-4"])`` starts from the defaults below (the textbook
+DCGAN on the embedded MNIST digits, ``mnist-dcgan``), applies a preset (a YAML file, or the name of one in
+``configs/``), then the overrides, and checks every value. A section with a ``name`` accepts a bare value
+(``data=ring``, ``model=mlp``, ``penalty=r1``). The model section is open: beyond its common keys it takes the
+options of the chosen family (``model.g_width`` for dcgan); changing the family drops the old family's options,
+changing the penalty drops the old penalty's weight and interval, and of ``steps`` and ``minutes`` the later
+set sizes the run. Mistakes raise :class:`~ganforge.errors.UserError` with one line.
 """
 from __future__ import annotations
 
@@ -139,6 +135,8 @@ class Config:
     name: Optional[str] = opt(None, "run folder name under --out; null: <data>-<model>, numbered if taken")
     seed: int = opt(0, "seed of every random stream in the run")
     steps: int = opt(3000, "generator steps to train", min=1)
+    minutes: Optional[float] = opt(None, "size the run by wall time instead: the steps that fill this many minutes "
+                                   "of the command, from a timing of its first steps (train.minutes); null: steps", gt=0.0)
     batch_size: int = opt(64, "samples per batch, real and fake (with --nproc N: the global batch, split over N)", min=1)
     d_steps: int = opt(1, "discriminator updates per generator update (k in Goodfellow et al. 2014)", min=1)
     loss: str = opt("nonsaturating", "the objective", choices=_loss_names)
@@ -260,6 +258,8 @@ def _set(raw: dict, dotted: str, value: Any, where: str) -> None:
             keep = {f.name for f in dataclasses.fields(ModelConfig)} if cls is ModelConfig else set()
             for k in [k for k in node if k not in keep]:
                 del node[k]
+        if cls is Config and part in ("steps", "minutes") and (part == "steps" or value is not None):
+            node.pop("minutes" if part == "steps" else "steps", None)     # the later of the two sizes the run
         node[part] = value
         return
 

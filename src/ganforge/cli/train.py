@@ -45,14 +45,15 @@ def run(a) -> int:
         check_batch(cfg.batch_size, Dist(world=a.nproc), getattr(cfg.model.arch, "pack", 1))   # mistakes: one line here
         gpus_for(cfg.device, a.nproc)
         return _torchrun(a.nproc, a.argv)
-    trainer, resuming = start(preset, tuple(overrides), Path(a.out), Path(a.resume) if a.resume else None)
+    trainer, resuming = start(preset, tuple(overrides), Path(a.out), Path(a.resume) if a.resume else None,
+                              started=getattr(a, "started", None))
     cfg, run_dir = trainer.cfg, trainer.run_dir
     if resuming and trainer.dist.main:
         trainer.progress.say(f"resuming {run_dir} from step {trainer.step}" if trainer.resumed
                              else f"{run_dir} has no checkpoint yet: starting it from step 0")
     elif trainer.dist.main:
         trainer.progress.say(f"run {run_dir}: {cfg.model.name} on {cfg.data.name} ({len(trainer.data)} samples), "
-                             f"loss {cfg.loss}, {cfg.steps} steps, {trainer.device} {cfg.precision}"
+                             f"loss {cfg.loss}, {cfg.steps} steps{_sized(trainer)}, {trainer.device} {cfg.precision}"
                              + (f", {trainer.dist.world} processes" if trainer.dist.active else "")
                              + (f" ({precision_auto.why(trainer.precision_choice)})" if trainer.precision_choice else ""))
     result = trainer.run()
@@ -72,6 +73,12 @@ def run(a) -> int:
     if trainer.dist.active:
         trainer.dist.leave(rc)
     return rc
+
+
+def _sized(trainer) -> str:
+    """How minutes= chose the steps, for the run's first line."""
+    m = getattr(trainer, "sized", None)
+    return f" (to fill {m['minutes']:g} minutes at {1000 * m['s_per_step']:.0f} ms a step)" if m else ""
 
 
 def summary(trainer, step: int, wall: float) -> str:

@@ -208,23 +208,31 @@ class Evaluator:
         return {**class_histogram(lg), **prov}
 
 
-def class_scores(ev: Evaluator, fake: Source, y: Tensor) -> dict:
+def class_scores(ev: Evaluator, fake: Source, y: Tensor, got: Optional[Extracted] = None) -> dict:
     """Scores of class-conditional samples ``fake`` drawn for labels ``y``.
 
     ``class_acc``: the fraction the digit classifier (metrics.digits) puts in the class they were drawn for
     (digits only); ``fid_class``: the mean over classes of the FID between the samples of a class and the
     real images of that class, in the evaluator's features; ``fid_per_class`` lists them. With few samples
-    per class FID is biased upwards (Chong & Forsyth 2020): compare values at equal eval.n only."""
+    per class FID is biased upwards (Chong & Forsyth 2020): compare values at equal eval.n only. ``got``: the
+    same samples already through the evaluator's extractor (Evaluator.extract_fake), whose features, and logits
+    when that extractor is the digit classifier, are used instead of a second pass."""
     n, out = len(y), {}
-    x = _materialise(fake, n)
-    y = y.to(x.device)
+    lazy: list = []
+
+    def samples() -> Tensor:                  # generated once, and only if a second network must see them
+        if not lazy:
+            lazy.append(_materialise(fake, n))
+        return lazy[0]
     if ev.kind == "image" and ev.real.digits == "mnist":
         net = ev.digit_net or get_extractor("mnist").to(ev.s.device)
-        lg = extract(net, x, n, 256, keep_features=False, keep_logits=True, device=ev.s.device).logits
+        lg = got.logits if got is not None and net is ev.extractor and got.logits is not None else \
+            extract(net, samples(), n, 256, keep_features=False, keep_logits=True, device=ev.s.device).logits
         out["class_acc"] = float((lg.argmax(1).cpu() == y.cpu()).double().mean())
     if ev.real.y is not None and ev.kind == "image":
         real_f = ev.real_features()
-        fake_f = extract(ev.extractor, x, n, ev.s.batch, keep_features=True, device=ev.s.device).features
+        fake_f = got.features if got is not None and got.features is not None else \
+            extract(ev.extractor, samples(), n, ev.s.batch, keep_features=True, device=ev.s.device).features
         per = []
         for c in range(int(y.max()) + 1):
             a, b = fake_f[y.cpu() == c], real_f[ev.real.y[:len(real_f)] == c]

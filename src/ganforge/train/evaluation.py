@@ -79,13 +79,14 @@ class Evaluation:
                 raise UserError(f"eval.best={best} needs the metric {needed} in eval.metrics "
                                 f"({','.join(self._evaluator.metrics)})")
 
-    def measure(self, trainer) -> dict:
-        """The evaluation's numbers for the log line (flat keys); {} on the ranks other than 0."""
+    def measure(self, trainer, n: Optional[int] = None) -> dict:
+        """The evaluation's numbers for the log line (flat keys); {} on the ranks other than 0. ``n``: the first
+        n of eval.n samples (train.minutes times an evaluation on them)."""
         ev = self.evaluator()
         if ev is None:
             return {}
         e = self.cfg.eval
-        z = torch.randn(e.n, self.cfg.model.z_dim, generator=Stream(e.seed, "eval-z").next()).to(self.device)
+        z = torch.randn(e.n, self.cfg.model.z_dim, generator=Stream(e.seed, "eval-z").next())[:n].to(self.device)
         y = eval_labels(len(z), trainer.G.n_classes, self.device)
         if ev == "modes":
             if not self.dist.main:
@@ -98,10 +99,12 @@ class Evaluation:
 
         def source(start, count):
             return trainer.generate(z[start:start + count], None if y is None else y[start:start + count])
+        if y is not None and got is None:         # one pass of the extractor for the metrics and class_scores
+            got = ev.extract_fake(source, len(z))
         out = registry.flat_scores(ev(source, len(z), extracted=got))
         if y is not None:
             from ..metrics.evaluate import class_scores
-            out.update(class_scores(ev, source, y))
+            out.update(class_scores(ev, source, y, got))
         return out
 
     def _extract_everywhere(self, trainer, ev, z: torch.Tensor, y: Optional[torch.Tensor]):

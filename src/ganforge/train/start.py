@@ -17,6 +17,7 @@ before its folder exists; a resume loads its own checkpoint instead.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Optional, Union
 
@@ -25,7 +26,7 @@ from ..config import Config, build, complete, dump, job_preset, raw_from
 from ..errors import UserError
 from ..runs import folder
 from ..runs.metrics_log import scan
-from . import precision, transfer
+from . import minutes, precision, transfer
 from .distributed import from_env, rank_device
 
 
@@ -70,6 +71,8 @@ def plan_run(preset: Optional[str], overrides: tuple, out: Path, resume: Optiona
     wanted.name = run_dir.name
     if wanted.precision == "auto":                # measured when the run started: a resume keeps that choice
         wanted.precision = saved.precision
+    if wanted.minutes is not None:                # so were the steps of minutes=M (config.yaml has them)
+        wanted.steps, wanted.minutes = saved.steps, saved.minutes
     folder.check_resumable(saved.to_dict(), wanted.to_dict(), run_dir)
     return wanted, run_dir, True
 
@@ -84,8 +87,10 @@ def trainer_class(cfg: Config):
     return TranslationTrainer
 
 
-def start(preset: Optional[str], overrides: tuple, out: Path, resume: Optional[Path] = None, progress=None):
-    """A trainer ready to run: config checked, data and nets built, then the folder made or reopened.
+def start(preset: Optional[str], overrides: tuple, out: Path, resume: Optional[Path] = None, progress=None,
+          started: Optional[float] = None):
+    """A trainer ready to run: config checked, data and nets built, then the folder made or reopened. ``started``:
+    the time.time() when the command began, from which ``minutes=`` counts (None: now).
 
     Under torchrun every rank checks the config and plans the same folder
     before rank 0 creates it; the others then open it as rank 0 left it."""
@@ -93,6 +98,7 @@ def start(preset: Optional[str], overrides: tuple, out: Path, resume: Optional[P
     d = from_env(cfg.device)
     trainer = trainer_class(cfg)(cfg, run_dir, progress)
     init = None if resuming else transfer.start_from(trainer)     # init=: weights of another run, at step 0 only
+    trainer.sized = sized = minutes.size(trainer, started or time.time()) if cfg.minutes and not resuming else None
     d.barrier()                                   # every rank has planned before the folder exists
     if d.main:
         trainer.lock = folder.create(run_dir, dump(cfg), resuming)
@@ -107,7 +113,8 @@ def start(preset: Optional[str], overrides: tuple, out: Path, resume: Optional[P
                 folder.write_config(run_dir, dump(cfg))
             before = folder.read_info_if_any(run_dir)
             kept = {k: before[k] for k in ("precision_auto",) if k in before}     # the choice made at the start
-            folder.write_info(run_dir, {**kept, **trainer.run_info(), **machine(trainer), **transfer.record(init, before)})
+            folder.write_info(run_dir, {**kept, **trainer.run_info(), **machine(trainer), **transfer.record(init, before),
+                                        **({"minutes": sized} if sized else {})})
             if trainer.resumed:
                 warn_inexact(run_dir, before, machine(trainer), trainer.step)
     except BaseException:

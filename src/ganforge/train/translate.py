@@ -146,17 +146,17 @@ class TranslationEvaluation(Evaluation):
             self.reference[direction] = reference_stats(self._evaluator, real.x if direction == "ab" else real.a)
         return self.reference[direction]
 
-    def measure(self, trainer) -> dict:
+    def measure(self, trainer, n=None) -> dict:
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):          # building the extractor draws initial weights
-            return self._measure(trainer)
+            return self._measure(trainer, n)
 
-    def _measure(self, trainer) -> dict:
+    def _measure(self, trainer, n=None) -> dict:
         from ..metrics.translation import translation_scores
         ext = self.evaluator()
         if ext is None or not self.dist.main:
             return {}
-        h, n = trainer.heldout, self.cfg.eval.n
+        h, n = trainer.heldout, n or self.cfg.eval.n
         out = {}
         truth = truth_ab(h)
         if truth is not None:

@@ -1,0 +1,136 @@
+"""``minutes=M``: a run sized by wall time, its steps fixed once, before step 0, by timing the run's own steps.
+
+A fixed ``steps`` took 4.7 minutes on one day of a shared 2-core CPU and 6.3 on another, and a GPU runs it in
+seconds. With ``minutes`` the built trainer takes a snapshot of its state (``Trainer.state_dict``, what a
+checkpoint holds), trains a few warm-up steps and then timed ones (at least ``MIN_STEPS`` and ``MIN_SECONDS``,
+whole intervals of the lazy regularizers), times one sample grid, one checkpoint written to a scratch folder
+and one evaluation on at most ``EVAL_PROBE`` samples (scaled to ``eval.n``; it also computes the real data's
+statistics, which the first evaluation needs anyway), and loads the snapshot back, so step 0 starts from the
+very state it would have without the timing. Then
+
+    steps = (budget - seconds already spent by the command - the end's work) / seconds per step
+
+with the grids, checkpoints and evaluations at their intervals spread over the steps, and the end's work the
+last evaluation, grid and checkpoint plus ``END_S`` for the report, each step planned ``SLACK`` longer than timed. ``steps`` goes into config.yaml with
+``minutes: null`` (what was measured goes into run.json), so every schedule is a function of a step count fixed
+before step 0, a resume continues that run, and its config.yaml trains it again bit-exactly. Under ``--nproc N``
+every rank takes the same steps and rank 0's figures decide. The idea of a time budget is the speed-run
+practice of fixing wall time rather than steps (e.g. Geiping & Goldstein 2023, "Cramming: training a language
+model on a single GPU in one day"); the timing is this module's own.
+"""
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+from ..runs import checkpoint
+
+WARMUP = 3              # untimed steps first (allocations, oneDNN's primitives, torch.compile)
+MIN_STEPS = 16          # timed steps: at least this many (StyleGAN2's lazy intervals are 4 and 16) ...
+MIN_SECONDS = 2.0       # ... and at least this long, but at most MAX_SHARE of the budget
+MAX_SHARE = 0.05
+EVAL_PROBE = 500        # samples of the timed evaluation
+END_S = 2.0             # the report, the summary and the exit, after the last step (report.html: 0.1-0.4 s here)
+SLACK = 1.04            # steps are timed early and the machine's speed drifts: plan each step this much longer
+
+
+def to_cpu_copy(obj):
+    """A deep copy with every tensor copied to the CPU (a snapshot that costs no GPU memory)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: to_cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_cpu_copy(v) for v in obj)
+    return obj
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn, device) -> float:
+    _sync(device)
+    t0 = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+def _lazy_interval(cfg) -> int:
+    """Timed steps come in whole multiples of this (the lazy R1 and path-length intervals)."""
+    every = [cfg.penalty.every or 1] if cfg.penalty.name not in ("none", "auto") else [1]
+    every.append(getattr(cfg.model.arch, "pl_every", 1) or 1)
+    return math.lcm(*every)
+
+
+def _train_steps(trainer, budget_s: float) -> tuple[int, float]:
+    """Warm-up steps, then timed steps; (timed steps, their seconds)."""
+    def one():
+        trainer.set_lr()
+        trainer.game.step()
+        trainer.step += 1
+        trainer.images += trainer.cfg.batch_size
+        if trainer.ema:
+            trainer.ema.update(trainer.cfg.batch_size, trainer.images)
+    for _ in range(WARMUP):
+        one()
+    unit, n, spent = _lazy_interval(trainer.cfg), 0, 0.0
+    limit = max(MIN_SECONDS, MAX_SHARE * budget_s)
+    while n < MIN_STEPS or (spent < MIN_SECONDS and spent < limit):
+        spent += _timed(lambda: [one() for _ in range(unit)], trainer.device)
+        n += unit
+        if spent >= limit:
+            break
+    return n, spent
+
+
+def measure(trainer, budget_s: float) -> dict:
+    """Seconds per step and of each periodic piece of work, with the trainer put back as it was."""
+    snapshot = to_cpu_copy(trainer.state_dict())
+    try:
+        n, spent = _train_steps(trainer, budget_s)
+        out = {"probe_steps": n, "s_per_step": spent / n}
+        if trainer.dist.main:
+            out["grid_s"] = _timed(trainer.samples_picture, trainer.device)
+            with tempfile.TemporaryDirectory() as scratch:
+                out["checkpoint_s"] = _timed(lambda: checkpoint.save(Path(scratch), trainer.state_dict(), 0, 1),
+                                             trainer.device)
+    finally:
+        trainer.precision.failed = []
+        trainer.load_state_dict(snapshot, "the state before timing the steps of minutes=")
+    e = trainer.cfg.eval
+    if trainer.evaluation.evaluator() is not None:        # every rank: the extraction is shared
+        k = min(e.n, EVAL_PROBE)
+        out["eval_first_s"] = _timed(lambda: trainer.evaluation.measure(trainer, n=k), trainer.device)  # + real stats
+        out["eval_s"] = _timed(lambda: trainer.evaluation.measure(trainer, n=k), trainer.device) * e.n / k
+    return trainer.dist.broadcast_object(out) if trainer.dist.active else out     # rank 0's figures decide
+
+
+def size(trainer, started: float) -> dict:
+    """Set ``trainer.cfg.steps`` from ``cfg.minutes`` (counted from ``started``, a time.time() of the command's
+    start) and clear ``minutes``; what was measured, for run.json. UserError if nothing is left to train."""
+    cfg = trainer.cfg
+    budget = cfg.minutes * 60.0
+    m = measure(trainer, budget)
+    grid, ckpt, ev = m.get("grid_s", 0.0), m.get("checkpoint_s", 0.0), m.get("eval_s", 0.0)
+    per_step = (SLACK * m["s_per_step"] + grid / cfg.log.samples_every + ckpt / cfg.log.checkpoint_every
+                + (ev / cfg.eval.every if cfg.eval.every else 0.0))
+    end = ev + 2 * grid + ckpt + END_S              # the grids of step 0 and the last step
+    spent = time.time() - started
+    if trainer.dist.active:
+        spent = trainer.dist.broadcast_object(spent)
+    steps = int((budget - spent - end) / per_step)
+    if steps < 1:
+        raise UserError(f"minutes={cfg.minutes:g} leaves no time to train: the start took {spent:.0f} s and the end "
+                        f"needs about {end:.0f} s, at {per_step:.3g} s a step; give more minutes, or steps=N")
+    cfg.steps, cfg.minutes = steps, None
+    trainer.progress.total = steps
+    return {"minutes": budget / 60.0, "steps": steps, "start_s": round(spent, 2), "end_s": round(end, 2),
+            **{k: round(v, 5) if isinstance(v, float) else v for k, v in m.items()}}

@@ -1,0 +1,68 @@
+"""``minutes=M`` (train.minutes): the steps that fill a wall-clock budget, decided before step 0 by timing the run's
+own steps, then the run as if those steps had been given; mistakes as one line; the rule between steps and minutes."""
+import json
+import time
+
+import yaml
+
+from conftest import assert_same_tensors, final_state, numbers, run_cli
+from ganforge.config import load_config
+
+# the main job (conditional DCGAN, batch norm, lazy R1, EMA, a learning-rate decay over the second half of the
+# steps), narrowed so that a 9-second budget buys a few hundred steps
+SMALL = ["model.g_width=8", "model.d_width=8", "eval.metrics=none", "log.samples_every=100", "log.checkpoint_every=100",
+         "log.every=20", "log.progress=off", "log.tb=false"]
+
+
+def test_a_timed_run_is_the_run_of_its_steps_bit_for_bit(tmp_path):
+    t0 = time.time()
+    r = run_cli("train", "--out", tmp_path, "name=timed", "minutes=0.2", *SMALL)
+    wall = time.time() - t0
+    assert r.returncode == 0, r.stderr
+    run = tmp_path / "timed"
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    steps = saved["steps"]
+    assert saved["minutes"] is None and steps > 20             # config.yaml says what ran: a re-run trains the same
+    info = json.loads((run / "run.json").read_text())["minutes"]
+    assert info["steps"] == steps and info["minutes"] == 0.2 and info["probe_steps"] >= 16
+    assert wall < 0.2 * 60 + 3                                # the budget, give or take a slow exit
+    # the timing trained steps and evaluated, then put everything back: the same run with steps= given is identical
+    r = run_cli("train", "--out", tmp_path, "name=fixed", f"steps={steps}", *SMALL)
+    assert r.returncode == 0, r.stderr
+    assert numbers(run) == numbers(tmp_path / "fixed")
+    a, b = final_state(run), final_state(tmp_path / "fixed")
+    for key in ("G", "D", "G_ema", "opt_g", "opt_d", "z", "aux", "batches", "game", "torch_rng"):
+        assert_same_tensors(a[key], b[key], key)
+    # resumed with the preset's minutes (resume=true), the run keeps the steps it was sized to
+    r = run_cli("train", "--out", tmp_path, "name=timed", "resume=true", "minutes=0.2", *SMALL)
+    assert r.returncode == 0, r.stderr
+    assert yaml.safe_load((run / "config.yaml").read_text())["steps"] == steps
+
+
+def test_the_timing_evaluates_and_puts_the_trainer_back(tmp_path):
+    from ganforge.train import minutes
+    from ganforge.train.start import start
+    trainer, _ = start("toy-ring", ("eval.every=200", "log.progress=off"), tmp_path)
+    before = minutes.to_cpu_copy(trainer.state_dict())
+    m = minutes.measure(trainer, 60.0)
+    assert m["probe_steps"] >= minutes.MIN_STEPS and m["probe_steps"] % 8 == 0      # whole intervals of the lazy R1
+    assert m["s_per_step"] > 0 and m["eval_s"] > 0 and m["grid_s"] > 0 and m["checkpoint_s"] > 0
+    assert trainer.step == 0
+    assert_same_tensors(minutes.to_cpu_copy(trainer.state_dict()), before)
+    trainer.release_lock()
+
+
+def test_too_few_minutes_are_one_line_and_leave_no_folder(tmp_path):
+    r = run_cli("train", "--out", tmp_path, "name=short", "minutes=0.01", *SMALL)
+    assert r.returncode == 2
+    assert r.stderr.startswith("ganforge: error: minutes=0.01 leaves no time to train: the start took ")
+    assert r.stderr.count("\n") == 1 and not (tmp_path / "short").exists()
+
+
+def test_of_steps_and_minutes_the_later_one_sizes_the_run():
+    main = load_config("mnist-main")                           # the main job's preset sets minutes
+    assert main.minutes == 5.0
+    assert load_config("mnist-main", ("steps=20",)).minutes is None and load_config("mnist-main", ("steps=20",)).steps == 20
+    cfg = load_config("mnist-dcgan", ("minutes=2",))
+    assert cfg.minutes == 2.0
+    assert load_config("mnist-dcgan", ("minutes=2", "steps=7")).minutes is None
