@@ -76,6 +76,7 @@ def main() -> int:
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         run = ganforge.load_run(next(Path(tmp).iterdir()))
         last = run.metrics()[-1]
+        sized = json.loads((run.path / "run.json").read_text()).get("minutes")     # how minutes= chose the steps
         x5 = run.sample(5000, seed=0)
     from ganforge.config import load_config
     from ganforge.data import load_dataset
@@ -91,7 +92,7 @@ def main() -> int:
     ex = get_extractor("mnist").describe()
     res = {"machine": machine(), "command": "ganforge train", "wall_s": round(wall, 1), "train_s": last["time"],
            "peak_rss_mb": round(peak_mb), "steps": run.step, "kimg": last["kimg"], "precision": run.config.precision,
-           "features": ex, "real half B (2,500) vs real half A (2,500)": summary(evaluate(a, b)),
+           **({"minutes": sized} if sized else {}), "features": ex, "real half B (2,500) vs real half A (2,500)": summary(evaluate(a, b)),
            "generated (2,500, EMA, seed 0) vs real half A (2,500)": summary(evaluate(a, x5[:2500])),
            "generated (5,000) vs all real (5,000): FID": summary(evaluate(real.x, x5, ("fid",)))["fid"],
            "in-training evaluation at the last step (2,500 vs 5,000)": {k: last[k] for k in ("fid", "modes", "kl", "confident")

@@ -4,11 +4,10 @@
     python benchmarks/recipes.py --recipes main,r3gan --seeds 0 --budget 300
     python benchmarks/recipes.py --try "mine=mnist-cgan schedule.lr=linear:0"   # a recipe of your own, measured alike
 
-A recipe is a preset plus overrides. Each one first trains for PROBE steps in a child process to measure its
-seconds per step on this machine (the child's own rate between its first and last logged step, so the start-up
-and the evaluation are left out), then trains with the steps that fill the budget: (budget - start-up and
-evaluation of the probe) / seconds per step. The main job runs exactly as ``ganforge train`` does, at its own
-steps: its row says whether it fits. Every run is measured the way benchmarks/main_job.py measures the main
+A recipe is a preset plus overrides. Each one trains with ``minutes=BUDGET/60``: ganforge times the run's own
+first steps and gives it the steps that fill the budget, start-up and the final evaluation included
+(train/minutes.py; rows before 2026-12-04 came from this script's own 60-step probe in a child process, the same
+rule). The main job runs exactly as ``ganforge train`` does (5 minutes). Every run is measured the way benchmarks/main_job.py measures the main
 job: 2,500 samples of the EMA generator (seed 0; conditional runs: the ten classes in turn) against one
 stratified half of the 5,000 real digits, features of ganforge's digit classifier (99.4% on held-out digits):
 FID, the share the classifier reads with p >= 0.9 ("confident"), and the class balance (the largest deviation
@@ -34,7 +33,6 @@ from main_job import evaluate, halves  # noqa: E402
 from toy_modes import machine  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "recipes.json"
-PROBE = 60
 
 # name: (label, preset, overrides, fixed steps). The textbook DCGAN and the families' presets get the budget's
 # steps; the main job runs as shipped.
@@ -57,22 +55,6 @@ def train(preset, overrides, out: Path, name: str) -> float:
     if r.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{r.stderr[-3000:]}")
     return time.time() - t0
-
-
-def seconds_per_step(run_dir: Path) -> float:
-    from ganforge.runs.metrics_log import read_metrics
-    rows = [r for r in read_metrics(run_dir / "metrics.jsonl") if "time" in r]
-    return (rows[-1]["time"] - rows[0]["time"]) / (rows[-1]["step"] - rows[0]["step"])
-
-
-def fill(preset, overrides, budget: float, work: Path) -> tuple[int, dict]:
-    """The steps that fill ``budget`` seconds, from a probe of PROBE steps."""
-    probe = work / "probe"
-    wall = train(preset, [*overrides, f"steps={PROBE}", "log.every=10"], work, "probe")
-    per_step = seconds_per_step(probe)
-    fixed = wall - per_step * PROBE                              # start-up, evaluation, exit
-    return max(PROBE, int((budget - fixed) / per_step)), {"probe_s_per_step": round(per_step, 4),
-                                                          "probe_fixed_s": round(fixed, 1)}
 
 
 def measure(run_dir: Path, real_x, ia) -> dict:
@@ -135,9 +117,11 @@ def main() -> int:
                 extra = {}
                 overrides = [*ov, f"seed={seed}"]
                 if not fixed:
-                    steps, extra = fill(preset, overrides, a.budget, work)
-                    overrides.append(f"steps={steps}")
+                    overrides.append(f"minutes={a.budget / 60:g}")
                 wall = train(preset, overrides, work, "run")
+                sized = json.loads((work / "run" / "run.json").read_text()).get("minutes")
+                if sized:
+                    extra = {"probe_s_per_step": sized["s_per_step"], "probe_fixed_s": round(sized["start_s"] + sized["end_s"], 1)}
                 row = {"recipe": name, "label": label, "preset": preset or "(none: the main job)", "overrides": ov, "seed": seed,
                        "budget_s": a.budget, "wall_s": round(wall, 1), **measure(work / "run", real.x, ia), **extra,
                        "machine": machine(), "date": time.strftime("%Y-%m-%d")}

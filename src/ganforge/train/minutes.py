@@ -2,25 +2,27 @@
 
 A fixed ``steps`` took 4.7 minutes on one day of a shared 2-core CPU and 6.3 on another, and a GPU runs it in
 seconds. With ``minutes`` the built trainer takes a snapshot of its state (``Trainer.state_dict``, what a
-checkpoint holds), trains a few warm-up steps and then timed ones (at least ``MIN_STEPS`` and ``MIN_SECONDS``,
-whole intervals of the lazy regularizers), times one sample grid, one checkpoint written to a scratch folder
-and one evaluation on at most ``EVAL_PROBE`` samples (scaled to ``eval.n``; it also computes the real data's
-statistics, which the first evaluation needs anyway), and loads the snapshot back, so step 0 starts from the
-very state it would have without the timing. Then
+checkpoint holds), trains ``WARMUP`` steps, then timed chunks of whole lazy-regularizer intervals (at least
+``MIN_STEPS`` steps and ``MIN_SECONDS``; the median chunk gives the seconds per step), times one sample grid, one
+checkpoint written to a scratch folder and one evaluation on at most ``EVAL_PROBE`` samples (scaled to
+``eval.n``; a first one before it computes the real data's statistics, which the first evaluation needs anyway),
+and loads the snapshot back, so step 0 starts from the very state it would have had without the timing. Then
 
     steps = (budget - seconds already spent by the command - the end's work) / seconds per step
 
-with the grids, checkpoints and evaluations at their intervals spread over the steps, and the end's work the
-last evaluation, grid and checkpoint plus ``END_S`` for the report, each step planned ``SLACK`` longer than timed. ``steps`` goes into config.yaml with
-``minutes: null`` (what was measured goes into run.json), so every schedule is a function of a step count fixed
-before step 0, a resume continues that run, and its config.yaml trains it again bit-exactly. Under ``--nproc N``
-every rank takes the same steps and rank 0's figures decide. The idea of a time budget is the speed-run
-practice of fixing wall time rather than steps (e.g. Geiping & Goldstein 2023, "Cramming: training a language
-model on a single GPU in one day"); the timing is this module's own.
+with each step planned ``SLACK`` longer than timed, the grids, checkpoints and evaluations at their intervals
+spread over the steps, and the end's work the last evaluation, the first and last grids, the last checkpoint
+and ``END_S`` for the report. ``steps`` goes into config.yaml with ``minutes: null`` (what was measured goes into
+run.json), so every schedule is a function of a step count fixed before step 0, a resume continues that run,
+and its config.yaml trains it again bit-exactly. Under ``--nproc N`` every rank takes the same steps and rank
+0's figures decide. Fixing wall time rather than steps is the practice of compute-budgeted training (e.g.
+Geiping & Goldstein 2023, "Cramming: training a language model on a single GPU in one day"); the timing is
+this module's own.
 """
 from __future__ import annotations
 
 import math
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -30,13 +32,13 @@ import torch
 from ..errors import UserError
 from ..runs import checkpoint
 
-WARMUP = 3              # untimed steps first (allocations, oneDNN's primitives, torch.compile)
+WARMUP = 10             # untimed steps first (allocations, oneDNN's primitives, torch.compile)
 MIN_STEPS = 16          # timed steps: at least this many (StyleGAN2's lazy intervals are 4 and 16) ...
-MIN_SECONDS = 2.0       # ... and at least this long, but at most MAX_SHARE of the budget
+MIN_SECONDS = 3.0       # ... and at least this long, but at most MAX_SHARE of the budget
 MAX_SHARE = 0.05
 EVAL_PROBE = 500        # samples of the timed evaluation
 END_S = 2.0             # the report, the summary and the exit, after the last step (report.html: 0.1-0.4 s here)
-SLACK = 1.04            # steps are timed early and the machine's speed drifts: plan each step this much longer
+SLACK = 1.08            # steps are timed early and the machine's speed drifts: plan each step this much longer
 
 
 def to_cpu_copy(obj):
@@ -71,32 +73,32 @@ def _lazy_interval(cfg) -> int:
 
 
 def _train_steps(trainer, budget_s: float) -> tuple[int, float]:
-    """Warm-up steps, then timed steps; (timed steps, their seconds)."""
+    """Warm-up steps, then timed chunks of whole lazy intervals; (timed steps, seconds per step): the median of
+    the chunks' rates, since a shared machine's interruptions only ever slow a chunk down."""
     def one():
         trainer.set_lr()
-        trainer.game.step()
+        trainer.accumulate(trainer.game.step())          # as Trainer.iteration, the log's running sums included
         trainer.step += 1
         trainer.images += trainer.cfg.batch_size
         if trainer.ema:
             trainer.ema.update(trainer.cfg.batch_size, trainer.images)
     for _ in range(WARMUP):
         one()
-    unit, n, spent = _lazy_interval(trainer.cfg), 0, 0.0
+    unit, chunks = _lazy_interval(trainer.cfg), []
     limit = max(MIN_SECONDS, MAX_SHARE * budget_s)
-    while n < MIN_STEPS or (spent < MIN_SECONDS and spent < limit):
-        spent += _timed(lambda: [one() for _ in range(unit)], trainer.device)
-        n += unit
-        if spent >= limit:
+    while len(chunks) * unit < MIN_STEPS or sum(chunks) < MIN_SECONDS:
+        chunks.append(_timed(lambda: [one() for _ in range(unit)], trainer.device))
+        if sum(chunks) >= limit:
             break
-    return n, spent
+    return len(chunks) * unit, statistics.median(chunks) / unit
 
 
 def measure(trainer, budget_s: float) -> dict:
     """Seconds per step and of each periodic piece of work, with the trainer put back as it was."""
     snapshot = to_cpu_copy(trainer.state_dict())
     try:
-        n, spent = _train_steps(trainer, budget_s)
-        out = {"probe_steps": n, "s_per_step": spent / n}
+        n, per_step = _train_steps(trainer, budget_s)
+        out = {"probe_steps": n, "s_per_step": per_step}
         if trainer.dist.main:
             out["grid_s"] = _timed(trainer.samples_picture, trainer.device)
             with tempfile.TemporaryDirectory() as scratch:
