@@ -14,7 +14,10 @@ SMALL = ["model.g_width=8", "model.d_width=8", "eval.metrics=none", "log.samples
          "log.every=20", "log.progress=off", "log.tb=false"]
 
 
-def test_a_timed_run_is_the_run_of_its_steps_bit_for_bit(tmp_path):
+def test_a_timed_run_is_the_run_of_its_steps_bit_for_bit(tmp_path, monkeypatch):
+    from ganforge.train import minutes
+    monkeypatch.setattr(minutes, "WARMUP", 2)             # a shorter timing, for a shorter test: the same path
+    monkeypatch.setattr(minutes, "MIN_SECONDS", 0.5)
     t0 = time.time()
     r = run_cli("train", "--out", tmp_path, "name=timed", "minutes=0.2", *SMALL)
     wall = time.time() - t0
@@ -22,10 +25,10 @@ def test_a_timed_run_is_the_run_of_its_steps_bit_for_bit(tmp_path):
     run = tmp_path / "timed"
     saved = yaml.safe_load((run / "config.yaml").read_text())
     steps = saved["steps"]
-    assert saved["minutes"] is None and steps > 20             # config.yaml says what ran: a re-run trains the same
+    assert saved["minutes"] is None and steps > 10             # config.yaml says what ran: a re-run trains the same
     info = json.loads((run / "run.json").read_text())["minutes"]
     assert info["steps"] == steps and info["minutes"] == 0.2 and info["probe_steps"] >= 16
-    assert wall < 0.2 * 60 + 3                                # the budget, give or take a slow exit
+    assert wall < 0.2 * 60 * 1.25                             # the budget, give or take the machine's drift
     # the timing trained steps and evaluated, then put everything back: the same run with steps= given is identical
     r = run_cli("train", "--out", tmp_path, "name=fixed", f"steps={steps}", *SMALL)
     assert r.returncode == 0, r.stderr

@@ -115,11 +115,19 @@ def measure(trainer, budget_s: float) -> dict:
     return trainer.dist.broadcast_object(out) if trainer.dist.active else out     # rank 0's figures decide
 
 
+def _no_time(minutes: float, spent: float, end: float, per_step) -> UserError:
+    step = f", at {per_step:.3g} s a step" if per_step else ""
+    return UserError(f"minutes={minutes:g} leaves no time to train: the start took {spent:.0f} s and the end needs "
+                     f"about {end:.0f} s{step}; give more minutes, or steps=N")
+
+
 def size(trainer, started: float) -> dict:
     """Set ``trainer.cfg.steps`` from ``cfg.minutes`` (counted from ``started``, a time.time() of the command's
     start) and clear ``minutes``; what was measured, for run.json. UserError if nothing is left to train."""
     cfg = trainer.cfg
     budget = cfg.minutes * 60.0
+    if time.time() - started + END_S >= budget:          # spent before any timing: no need to time anything
+        raise _no_time(cfg.minutes, time.time() - started, END_S, None)
     m = measure(trainer, budget)
     grid, ckpt, ev = m.get("grid_s", 0.0), m.get("checkpoint_s", 0.0), m.get("eval_s", 0.0)
     per_step = (SLACK * m["s_per_step"] + grid / cfg.log.samples_every + ckpt / cfg.log.checkpoint_every
@@ -130,8 +138,7 @@ def size(trainer, started: float) -> dict:
         spent = trainer.dist.broadcast_object(spent)
     steps = int((budget - spent - end) / per_step)
     if steps < 1:
-        raise UserError(f"minutes={cfg.minutes:g} leaves no time to train: the start took {spent:.0f} s and the end "
-                        f"needs about {end:.0f} s, at {per_step:.3g} s a step; give more minutes, or steps=N")
+        raise _no_time(cfg.minutes, spent, end, per_step)
     cfg.steps, cfg.minutes = steps, None
     trainer.progress.total = steps
     return {"minutes": budget / 60.0, "steps": steps, "start_s": round(spent, 2), "end_s": round(end, 2),
