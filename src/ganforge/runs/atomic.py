@@ -47,7 +47,9 @@ def _due(folder: str) -> bool:
 def _pause(folder: str, name: str) -> None:
     sys.stderr.write(f"ganforge-fault-pause: {folder} {name}\n")
     sys.stderr.flush()
-    time.sleep(float(os.environ.get(ENV_S, "30")))
+    end = time.monotonic() + float(os.environ.get(ENV_S, "30"))
+    while time.monotonic() < end:      # short sleeps: a SIGINT that the kernel gave another thread (torch's) is
+        time.sleep(0.05)               # still acted on within 50 ms, not when one long sleep ends
 
 
 class _PausingFile:
