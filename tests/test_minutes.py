@@ -45,13 +45,14 @@ def test_a_timed_run_is_the_run_of_its_steps_bit_for_bit(tmp_path, monkeypatch):
     assert yaml.safe_load((run / "config.yaml").read_text())["steps"] == steps
 
 
-def test_the_timing_evaluates_and_puts_the_trainer_back(tmp_path):
+def test_the_timing_evaluates_and_puts_the_trainer_back(tmp_path, monkeypatch):
     from ganforge.train import minutes
     from ganforge.train.start import start
-    trainer, _ = start("toy-ring", ("eval.every=200", "log.progress=off"), tmp_path)
+    monkeypatch.setattr(minutes, "MIN_SECONDS", 0.5)
+    trainer, _ = start("mnist-main", (*SMALL[:2], "steps=5", "eval.n=100", "log.progress=off"), tmp_path)
     before = minutes.to_cpu_copy(trainer.state_dict())
     m = minutes.measure(trainer, 60.0)
-    assert m["probe_steps"] >= minutes.MIN_STEPS and m["probe_steps"] % 8 == 0      # whole intervals of the lazy R1
+    assert m["probe_steps"] >= minutes.MIN_STEPS and m["probe_steps"] % 4 == 0      # whole intervals of the lazy R1
     assert m["s_per_step"] > 0 and m["eval_s"] > 0 and m["grid_s"] > 0 and m["checkpoint_s"] > 0
     assert trainer.step == 0
     assert_same_tensors(minutes.to_cpu_copy(trainer.state_dict()), before)

@@ -44,7 +44,8 @@ class Evaluation:
     def evaluator(self):
         """None (nothing to measure), "modes" (the toys' cheap counts), or an Evaluator built on first use."""
         if self._evaluator is None:
-            self._evaluator = self._decide()
+            with torch.random.fork_rng(devices=[self.device] if torch.device(self.device).type == "cuda" else []):
+                self._evaluator = self._decide()          # building an extractor draws its initial weights
             self._check_best()
         return self._evaluator or None
 

@@ -108,10 +108,11 @@ def measure(trainer, budget_s: float) -> dict:
         trainer.precision.failed = []
         trainer.load_state_dict(snapshot, "the state before timing the steps of minutes=")
     e = trainer.cfg.eval
-    if trainer.evaluation.evaluator() is not None:        # every rank: the extraction is shared
-        k = min(e.n, EVAL_PROBE)
-        out["eval_first_s"] = _timed(lambda: trainer.evaluation.measure(trainer, n=k), trainer.device)  # + real stats
-        out["eval_s"] = _timed(lambda: trainer.evaluation.measure(trainer, n=k), trainer.device) * e.n / k
+    with torch.random.fork_rng(devices=[trainer.device] if trainer.device.type == "cuda" else []):
+        if trainer.evaluation.evaluator() is not None:        # every rank: the extraction is shared
+            k = min(e.n, EVAL_PROBE)
+            out["eval_first_s"] = _timed(lambda: trainer.evaluation.measure(trainer, n=k), trainer.device)  # + real stats
+            out["eval_s"] = _timed(lambda: trainer.evaluation.measure(trainer, n=k), trainer.device) * e.n / k
     return trainer.dist.broadcast_object(out) if trainer.dist.active else out     # rank 0's figures decide
 
 
