@@ -281,11 +281,20 @@ def test_ctrl_c_while_sample_force_replaces_a_file_keeps_the_old_one_whole(tmp_p
     assert main(["sample", str(run.path), "-n", "100", "--out", str(out)]) == 0
     before = out.read_bytes()
     env = dict(os.environ, GANFORGE_FAULT_PAUSE="grids:1", GANFORGE_FAULT_PAUSE_S="60")     # stop halfway through
+
+    def as_from_a_shell():      # SIGINT caught and unblocked, whatever an earlier test left in this worker
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     p = subprocess.Popen(ganforge_cmd("sample", run.path, "-n", "5000", "--seed", "1", "--out", out, "--force"),
-                         stderr=subprocess.PIPE, text=True, env=env)
+                         stderr=subprocess.PIPE, text=True, env=env, preexec_fn=as_from_a_shell)
     assert "ganforge-fault-pause: grids x.npz" in p.stderr.readline()
     p.send_signal(signal.SIGINT)
-    assert p.wait(30) == 130 and "interrupted" in p.stderr.read()
+    try:
+        code = p.wait(30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise AssertionError(f"no exit 30 s after SIGINT; stderr: {p.communicate()[1][-2000:]!r}") from None
+    assert code == 130 and "interrupted" in p.stderr.read()
     assert out.read_bytes() == before and list(out_dir.iterdir()) == [out]        # no torn file, no temporary
 
 
