@@ -127,7 +127,8 @@ def size(trainer, started: float) -> dict:
     start) and clear ``minutes``; what was measured, for run.json. UserError if nothing is left to train."""
     cfg = trainer.cfg
     budget = cfg.minutes * 60.0
-    if time.time() - started + END_S >= budget:          # spent before any timing: no need to time anything
+    if not trainer.dist.active and time.time() - started + END_S >= budget:     # spent already: time nothing
+        # (under --nproc the ranks decide together, from rank 0's figures, below)
         raise _no_time(cfg.minutes, time.time() - started, END_S, None)
     m = measure(trainer, budget)
     grid, ckpt, ev = m.get("grid_s", 0.0), m.get("checkpoint_s", 0.0), m.get("eval_s", 0.0)
