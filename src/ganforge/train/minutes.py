@@ -2,11 +2,12 @@
 
 A fixed ``steps`` took 4.7 minutes on one day of a shared 2-core CPU and 6.3 on another, and a GPU runs it in
 seconds. With ``minutes`` the built trainer takes a snapshot of its state (``Trainer.state_dict``, what a
-checkpoint holds), trains ``WARMUP`` steps, then timed chunks of whole lazy-regularizer intervals (at least
-``MIN_STEPS`` steps and ``MIN_SECONDS``; the median chunk gives the seconds per step), times one sample grid, one
-checkpoint written to a scratch folder and one evaluation on at most ``EVAL_PROBE`` samples (scaled to
-``eval.n``; a first one before it computes the real data's statistics, which the first evaluation needs anyway),
-and loads the snapshot back, so step 0 starts from the very state it would have had without the timing. Then
+checkpoint holds), trains ``WARMUP`` steps, then timed chunks of whole lazy-regularizer intervals (always
+``MIN_STEPS`` steps, then on to ``MIN_SECONDS`` unless that passes ``MAX_SHARE`` of the budget; the median
+chunk gives the seconds per step), times one sample grid, one checkpoint written to a scratch folder and one
+evaluation on at most ``EVAL_PROBE`` samples (scaled to ``eval.n``; a first one before it computes the real
+data's statistics, which the first evaluation needs anyway), and loads the snapshot back, so step 0 starts
+from the very state it would have had without the timing. Then
 
     steps = (budget - seconds already spent by the command - the end's work) / seconds per step
 
@@ -33,8 +34,8 @@ from ..errors import UserError
 from ..runs import checkpoint
 
 WARMUP = 10             # untimed steps first (allocations, oneDNN's primitives, torch.compile)
-MIN_STEPS = 16          # timed steps: at least this many (StyleGAN2's lazy intervals are 4 and 16) ...
-MIN_SECONDS = 3.0       # ... and at least this long, but at most MAX_SHARE of the budget
+MIN_STEPS = 16          # timed steps: always at least this many (StyleGAN2's lazy intervals are 4 and 16) ...
+MIN_SECONDS = 3.0       # ... and then on to this long, unless that passes MAX_SHARE of the budget
 MAX_SHARE = 0.05
 EVAL_PROBE = 500        # samples of the timed evaluation
 END_S = 2.0             # the report, the summary and the exit, after the last step (report.html: 0.1-0.4 s here)
@@ -88,7 +89,7 @@ def _train_steps(trainer, budget_s: float) -> tuple[int, float]:
     limit = max(MIN_SECONDS, MAX_SHARE * budget_s)
     while len(chunks) * unit < MIN_STEPS or sum(chunks) < MIN_SECONDS:
         chunks.append(_timed(lambda: [one() for _ in range(unit)], trainer.device))
-        if sum(chunks) >= limit:
+        if len(chunks) * unit >= MIN_STEPS and sum(chunks) >= limit:     # MIN_STEPS always: a median of few
             break
     return len(chunks) * unit, statistics.median(chunks) / unit
 
