@@ -28,9 +28,12 @@ def test_a_timed_run_is_the_run_of_its_steps_bit_for_bit(tmp_path, monkeypatch):
     assert saved["minutes"] is None and steps > 10             # config.yaml says what ran: a re-run trains the same
     info = json.loads((run / "run.json").read_text())["minutes"]
     assert info["steps"] == steps and info["minutes"] == 0.2 and info["probe_steps"] >= 16
-    # the plan fills the budget: one step more would not fit (the wall time itself drifts with a shared machine)
+    # sized again at 40% of the first plan: config.yaml has the steps that ran, run.json both
+    first = info["resized"].get("from", steps)
+    assert info["resized"]["at"] == int(minutes.RESIZE_AT * first) and ("from" in info["resized"]) == (first != steps)
+    # the first plan fills the budget: one step more would not fit (the wall time itself drifts with a shared machine)
     per_step = minutes.SLACK * info["s_per_step"] + info["grid_s"] / 100 + info["checkpoint_s"] / 100
-    planned = info["start_s"] + info["end_s"] + steps * per_step
+    planned = info["start_s"] + info["end_s"] + first * per_step
     assert planned <= 12.02 and 12.0 < planned + per_step + 0.02 and wall < 12.0 * 2
     # the timing trained steps and evaluated, then put everything back: the same run with steps= given is identical
     r = run_cli("train", "--out", tmp_path, "name=fixed", f"steps={steps}", *SMALL)
@@ -56,6 +59,33 @@ def test_the_timing_evaluates_and_puts_the_trainer_back(tmp_path, monkeypatch):
     assert m["s_per_step"] > 0 and m["eval_s"] > 0 and m["grid_s"] > 0 and m["checkpoint_s"] > 0
     assert trainer.step == 0
     assert_same_tensors(minutes.to_cpu_copy(trainer.state_dict()), before)
+    trainer.release_lock()
+
+
+def test_sized_again_from_the_run_s_own_pace_where_no_schedule_has_used_the_steps(tmp_path):
+    from ganforge.train import minutes
+    from ganforge.train.start import start
+    trainer, _ = start("mnist-main", (*SMALL[:2], "steps=100", "log.progress=off"), tmp_path)   # lr decays from 50%
+    trainer.sized = {"minutes": 1.0, "steps": 100}
+
+    def at_step_40(pace: float, budget: float) -> dict:
+        trainer.cfg.steps, trainer.step, trainer.train_time = 100, 40, 40 * pace
+        trainer.resize_plan = {"at": 40, "started": time.time(), "budget": budget, "end": 0.0, "periodic": 0.0}
+        minutes.resize(trainer)
+        return json.loads((trainer.run_dir / "run.json").read_text())["minutes"]["resized"]
+
+    # 0.1 s a step so far and 10 s left: 10 / (1.04 * 0.1) = 96 steps more, the decay not begun before step 68
+    got = at_step_40(0.1, 10.0)
+    assert got == {"at": 40, "s_per_step": 0.1, "from": 100} and trainer.cfg.steps == 40 + 96
+    assert yaml.safe_load((trainer.run_dir / "config.yaml").read_text())["steps"] == 136
+    assert trainer.progress.total == 136
+    # a slower pace, 45 steps more: the decay starts at step 42, and steps 0-39 ran undecayed under both plans
+    got = at_step_40(0.1, 4.72)
+    assert got == {"at": 40, "s_per_step": 0.1, "from": 100} and trainer.cfg.steps == 85
+    # 28 steps more would have decayed steps 34-39: the plan stands, config.yaml is not touched
+    got = at_step_40(0.1, 2.94)
+    assert got == {"at": 40, "s_per_step": 0.1, "kept": 100, "would_be": 68} and trainer.cfg.steps == 100
+    assert yaml.safe_load((trainer.run_dir / "config.yaml").read_text())["steps"] == 85
     trainer.release_lock()
 
 

@@ -36,7 +36,7 @@ from . import budget, build
 from .ema import EMA
 from .evaluation import Evaluation
 from .guard import Guard
-from . import precision_auto, schedules
+from . import minutes, precision_auto, schedules
 from .precision import Precision
 from .progress import Progress
 from .tb import EventWriter
@@ -75,6 +75,7 @@ class Trainer:
         self.tb = None
         self.guard = Guard(cfg)
         self.evaluation = self.make_evaluation()
+        self.resize_plan = None     # minutes=M: when and from what to size the steps again (train.minutes)
         self.lock = None            # the run folder's lock (runs.folder.hold_lock), held by rank 0 while training
         self._asked = False         # a stop was requested (set by the signal handler, on this rank only)
         self._stop = False          # the stop every rank agreed on (read only where the ranks agree)
@@ -313,6 +314,8 @@ class Trainer:
         self.train_time += time.time() - t0
         self._stop = self._agree_stop()        # every rank stops at the same step
         self.cadence()
+        if self.resize_plan and self.step == self.resize_plan["at"]:
+            minutes.resize(self)                # minutes=M: the steps again, from this run's own pace
 
     def cadence(self) -> None:
         """The metrics line (with an evaluation when due), the sample grid and the checkpoint of this step."""
