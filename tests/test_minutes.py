@@ -62,8 +62,9 @@ def test_the_timing_evaluates_and_puts_the_trainer_back(tmp_path, monkeypatch):
     trainer.release_lock()
 
 
-def test_sized_again_from_the_run_s_own_pace_where_no_schedule_has_used_the_steps(tmp_path):
+def test_sized_again_from_the_run_s_own_pace_where_no_schedule_has_used_the_steps(tmp_path, monkeypatch):
     from ganforge.train import minutes
+    monkeypatch.setattr(minutes, "RESIZE_SLACK", 1.0)        # round figures below (each half a step from the edge)
     from ganforge.train.start import start
     trainer, _ = start("mnist-main", (*SMALL[:2], "steps=100", "log.progress=off"), tmp_path)   # lr decays from 50%
     trainer.sized = {"minutes": 1.0, "steps": 100}
@@ -74,16 +75,16 @@ def test_sized_again_from_the_run_s_own_pace_where_no_schedule_has_used_the_step
         minutes.resize(trainer)
         return json.loads((trainer.run_dir / "run.json").read_text())["minutes"]["resized"]
 
-    # 0.1 s a step so far and 10 s left: 10 / (1.04 * 0.1) = 96 steps more, the decay not begun before step 68
-    got = at_step_40(0.1, 10.0)
+    # 0.1 s a step so far and 9.65 s left: 96 steps more, the decay not begun before step 68
+    got = at_step_40(0.1, 9.65)
     assert got == {"at": 40, "s_per_step": 0.1, "from": 100} and trainer.cfg.steps == 40 + 96
     assert yaml.safe_load((trainer.run_dir / "config.yaml").read_text())["steps"] == 136
     assert trainer.progress.total == 136
     # a slower pace, 45 steps more: the decay starts at step 42, and steps 0-39 ran undecayed under both plans
-    got = at_step_40(0.1, 4.72)
+    got = at_step_40(0.1, 4.55)
     assert got == {"at": 40, "s_per_step": 0.1, "from": 100} and trainer.cfg.steps == 85
     # 28 steps more would have decayed steps 34-39: the plan stands, config.yaml is not touched
-    got = at_step_40(0.1, 2.94)
+    got = at_step_40(0.1, 2.85)
     assert got == {"at": 40, "s_per_step": 0.1, "kept": 100, "would_be": 68} and trainer.cfg.steps == 100
     assert yaml.safe_load((trainer.run_dir / "config.yaml").read_text())["steps"] == 85
     trainer.release_lock()

@@ -31,7 +31,7 @@ def add_parser(sub):
 
 def run(a) -> int:
     import os
-    t0 = time.monotonic()
+    t0 = getattr(a, "started", None) or time.time()       # the process's start (cli.process_started)
 
     from ..train import precision_auto
     from ..train.start import plan_run, start
@@ -68,7 +68,7 @@ def run(a) -> int:
               f"{again}", file=sys.stderr)
         rc = 0 if quiet else 130
     else:
-        print(summary(trainer, result["step"], time.monotonic() - t0))
+        print(summary(trainer, result["step"], time.time() - t0))
         rc = 0
     if trainer.dist.active:
         trainer.dist.leave(rc)
