@@ -8,7 +8,7 @@ import yaml
 from conftest import assert_same_tensors, final_state, numbers, run_cli
 from ganforge.config import load_config
 
-# the main job (conditional DCGAN, batch norm, lazy R1, EMA, a learning-rate decay over the second half of the
+# the main job (conditional DCGAN, batch norm, lazy R1, EMA, a learning-rate decay over the last quarter of the
 # steps), narrowed so that a 9-second budget buys a few hundred steps
 SMALL = ["model.g_width=8", "model.d_width=8", "eval.metrics=none", "log.samples_every=100", "log.checkpoint_every=100",
          "log.every=20", "log.progress=off", "log.tb=false"]
@@ -29,8 +29,9 @@ def test_a_timed_run_is_the_run_of_its_steps_bit_for_bit(tmp_path, monkeypatch):
     info = json.loads((run / "run.json").read_text())["minutes"]
     assert info["steps"] == steps and info["minutes"] == 0.2 and info["probe_steps"] >= 16
     # sized again at 40% of the first plan: config.yaml has the steps that ran, run.json both
-    first = info["resized"].get("from", steps)
-    assert info["resized"]["at"] == int(minutes.RESIZE_AT * first) and ("from" in info["resized"]) == (first != steps)
+    r0 = info["resized"][0]
+    first = r0.get("from", r0.get("kept"))
+    assert r0["at"] == int(minutes.RESIZE_AT[0] * first) and len(info["resized"]) <= len(minutes.RESIZE_AT)
     # the first plan fills the budget: one step more would not fit (the wall time itself drifts with a shared machine)
     per_step = minutes.SLACK * info["s_per_step"] + info["grid_s"] / 100 + info["checkpoint_s"] / 100
     planned = info["start_s"] + info["end_s"] + first * per_step
@@ -66,27 +67,35 @@ def test_sized_again_from_the_run_s_own_pace_where_no_schedule_has_used_the_step
     from ganforge.train import minutes
     monkeypatch.setattr(minutes, "RESIZE_SLACK", 1.0)        # round figures below (each half a step from the edge)
     from ganforge.train.start import start
-    trainer, _ = start("mnist-main", (*SMALL[:2], "steps=100", "log.progress=off"), tmp_path)   # lr decays from 50%
+    trainer, _ = start("mnist-main", (*SMALL[:2], "steps=100", "log.progress=off"), tmp_path)   # lr decays from 75%
     trainer.sized = {"minutes": 1.0, "steps": 100}
 
     def at_step_40(pace: float, budget: float) -> dict:
         trainer.cfg.steps, trainer.step, trainer.train_time = 100, 40, 40 * pace
-        trainer.resize_plan = {"at": 40, "started": time.time(), "budget": budget, "end": 0.0, "periodic": 0.0}
+        trainer.resize_plan = {"at": 40, "started": time.time(), "budget": budget, "end": 0.0, "periodic": 0.0,
+                               "shares": (), "since": (0, 0.0)}
         minutes.resize(trainer)
-        return json.loads((trainer.run_dir / "run.json").read_text())["minutes"]["resized"]
+        assert trainer.resize_plan is None                       # no share left to size at
+        return json.loads((trainer.run_dir / "run.json").read_text())["minutes"]["resized"][-1]
 
-    # 0.1 s a step so far and 9.65 s left: 96 steps more, the decay not begun before step 68
+    # 0.1 s a step so far and 9.65 s left: 96 steps more, the decay not begun before step 102
     got = at_step_40(0.1, 9.65)
     assert got == {"at": 40, "s_per_step": 0.1, "from": 100} and trainer.cfg.steps == 40 + 96
     assert yaml.safe_load((trainer.run_dir / "config.yaml").read_text())["steps"] == 136
     assert trainer.progress.total == 136
-    # a slower pace, 45 steps more: the decay starts at step 42, and steps 0-39 ran undecayed under both plans
-    got = at_step_40(0.1, 4.55)
-    assert got == {"at": 40, "s_per_step": 0.1, "from": 100} and trainer.cfg.steps == 85
-    # 28 steps more would have decayed steps 34-39: the plan stands, config.yaml is not touched
-    got = at_step_40(0.1, 2.85)
-    assert got == {"at": 40, "s_per_step": 0.1, "kept": 100, "would_be": 68} and trainer.cfg.steps == 100
-    assert yaml.safe_load((trainer.run_dir / "config.yaml").read_text())["steps"] == 85
+    # a slower pace, 12 steps more: the decay starts at step 39, and steps 0-39 ran undecayed under both plans
+    got = at_step_40(0.1, 1.25)
+    assert got == {"at": 40, "s_per_step": 0.1, "from": 100} and trainer.cfg.steps == 52
+    # 11 steps more would have decayed step 39 (0.75 x 51 = 38.25): the plan stands, config.yaml is not touched
+    got = at_step_40(0.1, 1.15)
+    assert got == {"at": 40, "s_per_step": 0.1, "kept": 100, "would_be": 51} and trainer.cfg.steps == 100
+    assert yaml.safe_load((trainer.run_dir / "config.yaml").read_text())["steps"] == 52
+    # the pace since the last sizing counts: 0.2 s a step over steps 20-39 after 0.1 before
+    trainer.cfg.steps, trainer.train_time = 100, 20 * 0.1 + 20 * 0.2
+    trainer.resize_plan = {"at": 40, "started": time.time(), "budget": 12.1, "end": 0.0, "periodic": 0.0,
+                           "shares": (0.6,), "since": (20, 2.0)}
+    minutes.resize(trainer)
+    assert trainer.cfg.steps == 40 + 60 and trainer.resize_plan["at"] == 60 and trainer.resize_plan["since"] == (40, 6.0)
     trainer.release_lock()
 
 

@@ -41,8 +41,8 @@ MAX_SHARE = 0.05
 EVAL_PROBE = 500        # samples of the timed evaluation
 END_S = 3.0             # the report, the summary and the exit, after the last step (report.html 0.1-0.4 s, exit 1.2 s)
 SLACK = 1.08            # steps are timed early and the machine's speed drifts: plan each step this much longer
-RESIZE_AT = 0.4         # at this share of the planned steps, the steps are sized again from the run's own pace ...
-RESIZE_SLACK = 1.06     # ... with each step of the rest planned this much longer than the steps so far took
+RESIZE_AT = (0.4, 0.6)  # at these shares of the planned steps, the steps are sized again from the run's pace ...
+RESIZE_SLACK = 1.06     # ... since the last sizing, each step of the rest planned this much longer
 
 
 def to_cpu_copy(obj):
@@ -147,9 +147,8 @@ def size(trainer, started: float) -> dict:
         raise _no_time(cfg.minutes, spent, end, per_step)
     cfg.steps, cfg.minutes = steps, None
     trainer.progress.total = steps
-    at = int(RESIZE_AT * steps)
-    trainer.resize_plan = {"at": at, "started": started, "budget": budget, "end": ev + grid + ckpt + END_S,
-                           "periodic": per_step - SLACK * m["s_per_step"]} if at >= 1 else None
+    trainer.resize_plan = _next({"started": started, "budget": budget, "end": ev + grid + ckpt + END_S,
+                                 "periodic": per_step - SLACK * m["s_per_step"], "shares": RESIZE_AT}, 0, 0.0, steps)
     return {"minutes": budget / 60.0, "steps": steps, "start_s": round(spent, 2), "end_s": round(end, 2),
             **{k: round(v, 5) if isinstance(v, float) else v for k, v in m.items()}}
 
@@ -160,26 +159,39 @@ def _unchanged_so_far(trainer, old: int, new: int) -> bool:
                for t in range(trainer.step))
 
 
+def _next(plan: dict, step: int, train_time: float, steps: int):
+    """The plan for the next sizing after ``step`` (None when no share of RESIZE_AT is left after it)."""
+    shares = [f for f in plan["shares"] if int(f * steps) > step]
+    if not shares:
+        return None
+    return {**plan, "at": int(shares[0] * steps), "shares": shares[1:], "since": (step, train_time)}
+
+
 def resize(trainer) -> None:
-    """At ``RESIZE_AT`` of the planned steps (Trainer.iteration): the steps again, from the seconds per step of
-    the steps so far (``train_time``) rather than the timing's early guess, so a machine that slowed down or sped
-    up after the timing still ends near the budget. Only where no schedule has yet used the step count (the main
-    job's learning-rate decay starts at half the run, so it stays exact from 80% to any multiple of the plan);
-    otherwise the plan stands. config.yaml and run.json then say the steps that ran, so the run is, bit for bit,
-    that config's run with ``steps`` given. Under ``--nproc N`` rank 0's figures decide."""
-    p, trainer.resize_plan = trainer.resize_plan, None
+    """At each share ``RESIZE_AT`` of the planned steps (Trainer.iteration): the steps again, from the seconds
+    per step since the last sizing (``train_time``) rather than the timing's early guess, so a machine that
+    slowed down or sped up after the timing still ends near the budget. Only where no schedule has yet used the
+    step count (the main job's learning-rate decay starts at 75% of the run: at 40% its steps may become
+    anything from 53% of the plan up, at 60% from 80%); otherwise the plan stands. config.yaml and run.json then
+    say the steps that ran, so the run is, bit for bit, that config's run with ``steps`` given. Under
+    ``--nproc N`` rank 0's figures decide."""
+    p = trainer.resize_plan
     cfg, k, old = trainer.cfg, trainer.step, trainer.cfg.steps
-    rate = trainer.train_time / k
+    rate = (trainer.train_time - p["since"][1]) / (k - p["since"][0])
     left = p["budget"] - (time.time() - p["started"]) - p["end"]
     new = k + max(1, int(left / (RESIZE_SLACK * rate + p["periodic"])))
     if trainer.dist.active:
         new, rate = trainer.dist.broadcast_object((new, rate))
+    done = {"at": k, "s_per_step": round(rate, 5)}
     if new == old or not _unchanged_so_far(trainer, old, new):
-        trainer.sized["resized"] = {"at": k, "s_per_step": round(rate, 5), "kept": old, "would_be": new}
+        done.update(kept=old, would_be=new)
     else:
         cfg.steps = trainer.progress.total = new
-        trainer.sized.update(steps=new, resized={"at": k, "s_per_step": round(rate, 5), "from": old})
+        done["from"] = old
+        trainer.sized["steps"] = new
         if trainer.dist.main:
             folder.write_config(trainer.run_dir, dump(cfg))
+    trainer.sized["resized"] = [*trainer.sized.get("resized", []), done]
+    trainer.resize_plan = _next(p, k, trainer.train_time, cfg.steps)
     if trainer.dist.main:
         folder.write_info(trainer.run_dir, {**folder.read_info_if_any(trainer.run_dir), "minutes": trainer.sized})
