@@ -121,7 +121,8 @@ def main() -> int:
                 wall = train(preset, overrides, work, "run")
                 sized = json.loads((work / "run" / "run.json").read_text()).get("minutes")
                 if sized:
-                    extra = {"probe_s_per_step": sized["s_per_step"], "probe_fixed_s": round(sized["start_s"] + sized["end_s"], 1)}
+                    extra = {"probe_s_per_step": sized["s_per_step"], "probe_fixed_s": round(sized["start_s"] + sized["end_s"], 1),
+                             "resized": sized.get("resized")}
                 row = {"recipe": name, "label": label, "preset": preset or "(none: the main job)", "overrides": ov, "seed": seed,
                        "budget_s": a.budget, "wall_s": round(wall, 1), **measure(work / "run", real.x, ia), **extra,
                        "machine": machine(), "date": time.strftime("%Y-%m-%d")}
