@@ -90,12 +90,18 @@ def test_sized_again_from_the_run_s_own_pace_where_no_schedule_has_used_the_step
     got = at_step_40(0.1, 1.15)
     assert got == {"at": 40, "s_per_step": 0.1, "kept": 100, "would_be": 51} and trainer.cfg.steps == 100
     assert yaml.safe_load((trainer.run_dir / "config.yaml").read_text())["steps"] == 52
-    # the pace since the last sizing counts: 0.2 s a step over steps 20-39 after 0.1 before
+    # the slower of two paces counts: since the last sizing (0.2 s a step over steps 20-39, after 0.1 before) ...
     trainer.cfg.steps, trainer.train_time = 100, 20 * 0.1 + 20 * 0.2
     trainer.resize_plan = {"at": 40, "started": time.time(), "budget": 12.1, "end": 0.0, "periodic": 0.0,
                            "shares": (0.6,), "since": (20, 2.0)}
     minutes.resize(trainer)
     assert trainer.cfg.steps == 40 + 60 and trainer.resize_plan["at"] == 60 and trainer.resize_plan["since"] == (40, 6.0)
+    # ... or since step 0 (0.15 s a step on average, 0.1 over steps 20-39 after 0.2 before)
+    trainer.cfg.steps, trainer.train_time = 100, 20 * 0.2 + 20 * 0.1
+    trainer.resize_plan = {"at": 40, "started": time.time(), "budget": 9.1, "end": 0.0, "periodic": 0.0,
+                           "shares": (), "since": (20, 4.0)}
+    minutes.resize(trainer)
+    assert trainer.cfg.steps == 40 + 60
     trainer.release_lock()
 
 

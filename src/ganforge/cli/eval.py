@@ -186,10 +186,12 @@ def run(a) -> int:
         pic = atomic.check_out(picture_path(out), force=True)
         check(pic)                                               # a FIFO or device there is not replaced
     ev = Evaluator(real, s)
-    result = ev(fake, n)
-    if a.run and run.n_classes:              # class-conditional: the samples were drawn for labels 0, 1, ... in turn
+    conditional = bool(a.run and run.n_classes)     # the samples were drawn for labels 0, 1, ... in turn
+    got = ev.extract_fake(fake, n) if conditional else None      # one pass of the extractor for both
+    result = ev(fake, n, extracted=got)
+    if conditional:
         from ..metrics.evaluate import class_scores
-        result["metrics"]["conditional"] = {**class_scores(ev, fake, run.labels(n)), **ev.extractor.describe(),
+        result["metrics"]["conditional"] = {**class_scores(ev, fake, run.labels(n), got), **ev.extractor.describe(),
                                             "labels": "balanced, i % classes"}
     if pic is not None and draw_pairs(result["metrics"]["memorization"], fake, real.x, pic):
         result["metrics"]["memorization"]["picture"] = pic.name
