@@ -172,9 +172,9 @@ def resize(trainer) -> None:
     per step of the run so far (``train_time``) rather than the timing's early guess, so a machine that
     slowed down or sped up after the timing still ends near the budget. Only where no schedule has yet used the
     step count (the main job's learning-rate decay starts at 75% of the run: at 40% its steps may become
-    anything from 53% of the plan up, at 60% from 80%, at 70% from 93%); otherwise the plan stands. config.yaml and run.json then
-    say the steps that ran, so the run is, bit for bit, that config's run with ``steps`` given. Under
-    ``--nproc N`` rank 0's figures decide."""
+    anything from 53% of the plan up, at 60% from 80%, at 70% from 93%); otherwise the plan stands. config.yaml
+    and run.json then say the steps that ran, so the run is, bit for bit, that config's run with ``steps``
+    given. Under ``--nproc N`` rank 0's figures decide."""
     p = trainer.resize_plan
     cfg, k, old = trainer.cfg, trainer.step, trainer.cfg.steps
     # the slower of the pace since the last sizing and the pace since step 0: a machine that slowed down is
