@@ -19,4 +19,4 @@ lint-imports --no-cache >/dev/null || lint-imports --no-cache     # the layers o
 # two workers (pytest-xdist), one thread each (tests/conftest.py): 12:55 to 16:10 for the 951-956 tests (fresh clone, CI=true) on a
 # 2-core AMD EPYC without AVX-512 (2026-12-04; 19:27 for 957 on a slow evening of it; 19:26 before the tests ran the ganforge command in their
 # own process); the slowest tests are listed, to bring the suite back near 10 minutes
-python3 -m pytest -q -n 2 --durations=40 "$@"
+python3 -m pytest -q -n 2 --dist loadgroup --durations=40 "$@"

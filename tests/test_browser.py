@@ -17,6 +17,10 @@ import pytest
 from conftest import run_cli
 from ganforge.serve import Server
 
+# one worker runs the whole module, so its module fixture runs once (under -n 2 a module's tests are otherwise
+# spread over both workers, each running the fixture): scripts/test.sh runs pytest with --dist loadgroup
+pytestmark = pytest.mark.xdist_group("browser")
+
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run", "--window-size=1280,1000")

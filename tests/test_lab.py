@@ -9,6 +9,10 @@ from ganforge.cli import build_parser
 from ganforge.lab import EXPERIMENTS, available, get
 from ganforge.cli.lab import run as run_lab
 
+# one worker runs the whole module, so its module fixture runs once (under -n 2 a module's tests are otherwise
+# spread over both workers, each running the fixture): scripts/test.sh runs pytest with --dist loadgroup
+pytestmark = pytest.mark.xdist_group("lab")
+
 
 def test_every_experiment_is_built_and_listed():
     assert available() == list(EXPERIMENTS)

@@ -88,3 +88,20 @@ def test_the_curves_continue_across_a_resume_and_are_logged(tmp_path):
         assert row["gamma"] == pytest.approx(parse(sched["gamma"]).value(cfg.penalty.weight, t, 8))
         assert row["beta2_d"] == pytest.approx(parse(sched["beta2"]).value(cfg.optim.d.beta2, t, 8))
         assert row["ema_half_life_kimg"] == pytest.approx(2.0 if t >= 4 else cfg.ema.half_life_kimg)
+
+
+def test_a_resume_that_changes_the_length_says_when_a_schedule_drawn_over_it_moved(tmp_path, capsys):
+    kw = {"progress": "off", "eval.metrics": "none", "log.tb": "false", "log.samples_every": 100}
+    ganforge.train("toy-ring", out=tmp_path, name="a", steps=4, **{"schedule.lr": "linear:0"}, **kw)
+    capsys.readouterr()
+    ganforge.train(out=tmp_path, resume=tmp_path / "a", steps=8, **kw)
+    err = capsys.readouterr().err
+    assert "ran its first 4 steps on the schedule.lr of a 4-step run and goes on with those of a 8-step run" in err
+    assert "steps=4" in err and len(err.strip().splitlines()) == 1
+    # a decay that starts at half the run: its first 2 steps of 2 took the values they take in a run of 4
+    lr = parse("linear:0,start=0.5")
+    assert [lr.value(1.0, t, 2) for t in range(2)] == [lr.value(1.0, t, 4) for t in range(2)] == [1.0, 1.0]
+    ganforge.train("toy-ring", out=tmp_path, name="b", steps=2, **{"schedule.lr": "linear:0,start=0.5"}, **kw)
+    capsys.readouterr()
+    ganforge.train(out=tmp_path, resume=tmp_path / "b", steps=4, **kw)
+    assert "warning" not in capsys.readouterr().err

@@ -33,6 +33,7 @@ import torch
 from ..errors import UserError
 from ..config import dump
 from ..runs import checkpoint, folder
+from . import schedules
 
 WARMUP = 10             # untimed steps first (allocations, oneDNN's primitives, torch.compile)
 MIN_STEPS = 16          # timed steps: always at least this many (StyleGAN2's lazy intervals are 4 and 16) ...
@@ -153,12 +154,6 @@ def size(trainer, started: float) -> dict:
             **{k: round(v, 5) if isinstance(v, float) else v for k, v in m.items()}}
 
 
-def _unchanged_so_far(trainer, old: int, new: int) -> bool:
-    """Every schedule took, at every step before this one, the value it takes with ``new`` steps."""
-    return all(s.value(1.0, t, old) == s.value(1.0, t, new) for s in trainer.schedules.values()
-               for t in range(trainer.step))
-
-
 def _next(plan: dict, step: int, train_time: float, steps: int):
     """The plan for the next sizing after ``step`` (None when no share of RESIZE_AT is left after it)."""
     shares = [f for f in plan["shares"] if int(f * steps) > step]
@@ -186,7 +181,7 @@ def resize(trainer) -> None:
     if trainer.dist.active:
         new, rate = trainer.dist.broadcast_object((new, rate))
     done = {"at": k, "s_per_step": round(rate, 5)}
-    if new == old or not _unchanged_so_far(trainer, old, new):
+    if new == old or not schedules.same_so_far(trainer.schedules, k, old, new):
         done.update(kept=old, would_be=new)
     else:
         cfg.steps = trainer.progress.total = new

@@ -48,6 +48,13 @@ def apply(trainer) -> None:
         trainer.game.augment.target = s["augment_target"].value(cfg.augment.target, step, steps)
 
 
+def same_so_far(schedules: dict, step: int, old: int, new: int) -> bool:
+    """Every schedule took, at every step before ``step``, the value it takes when the run has ``new`` steps
+    instead of ``old`` (a schedule drawn over the run's length, e.g. ``linear:0,start=0.75``, may not)."""
+    return all(s.value(1.0, t, old) == s.value(1.0, t, new) for s in schedules.values() if not s.constant
+               for t in range(step))
+
+
 def logged(trainer) -> dict:
     """The scheduled values other than the learning rates, for a metrics line."""
     s, out = trainer.schedules, {}

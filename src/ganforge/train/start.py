@@ -26,7 +26,7 @@ from ..config import Config, build, complete, dump, job_preset, raw_from
 from ..errors import UserError
 from ..runs import folder
 from ..runs.metrics_log import scan
-from . import minutes, precision, transfer
+from . import minutes, precision, schedules, transfer
 from .distributed import from_env, rank_device
 
 
@@ -110,6 +110,7 @@ def start(preset: Optional[str], overrides: tuple, out: Path, resume: Optional[P
             init = transfer.start_from(trainer)
         if d.main:
             if resuming:
+                planned = folder.read_config(run_dir).get("steps")
                 folder.write_config(run_dir, dump(cfg))
             before = folder.read_info_if_any(run_dir)
             kept = {k: before[k] for k in ("precision_auto",) if k in before}     # the choice made at the start
@@ -117,6 +118,7 @@ def start(preset: Optional[str], overrides: tuple, out: Path, resume: Optional[P
                                         **({"minutes": sized} if sized else {})})
             if trainer.resumed:
                 warn_inexact(run_dir, before, machine(trainer), trainer.step)
+                warn_rescheduled(run_dir, trainer, planned)
     except BaseException:
         trainer.release_lock()                    # a refused checkpoint or a failed write: the folder stays usable
         raise
@@ -157,6 +159,22 @@ def warn_inexact(run_dir: Path, before: dict, now: dict, step: int) -> None:
         return
     print(f"ganforge: warning: {run_dir} trained {what[0]}: the resumed run will not match a run that never stopped "
           f"to the bit (resume with {what[1]} to keep it exact)", file=sys.stderr)
+
+
+def warn_rescheduled(run_dir: Path, trainer, planned) -> None:
+    """One line when a resume changes ``steps`` and a schedule drawn over the run's length (``schedule.lr:
+    linear:0,start=0.75``) already took values that depend on it: the run is then neither the old plan nor a
+    run of the new length from the start."""
+    steps, k = trainer.cfg.steps, trainer.step
+    if type(planned) is not int or planned == steps:
+        return
+    names = ", ".join(f"schedule.{n}" for n, s in trainer.schedules.items()
+                      if not schedules.same_so_far({n: s}, k, planned, steps))
+    if not names:
+        return
+    print(f"ganforge: warning: {run_dir} ran its first {k} steps on the {names} of a {planned}-step run and goes on "
+          f"with those of a {steps}-step run: it will equal neither (resume with steps={planned} to keep its plan)",
+          file=sys.stderr)
 
 
 def _overrides(kwargs: dict, prefix: str = "") -> list[str]:
