@@ -96,7 +96,7 @@ def test_a_resume_that_changes_the_length_says_when_a_schedule_drawn_over_it_mov
     capsys.readouterr()
     ganforge.train(out=tmp_path, resume=tmp_path / "a", steps=8, **kw)
     err = capsys.readouterr().err
-    assert "ran its first 4 steps on the schedule.lr of a 4-step run and goes on with those of a 8-step run" in err
+    assert "ran its first 4 steps on the schedule.lr of a run of 4 steps and goes on with those of a run of 8 steps" in err
     assert "steps=4" in err and len(err.strip().splitlines()) == 1
     # a decay that starts at half the run: its first 2 steps of 2 took the values they take in a run of 4
     lr = parse("linear:0,start=0.5")

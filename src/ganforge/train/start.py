@@ -172,8 +172,8 @@ def warn_rescheduled(run_dir: Path, trainer, planned) -> None:
                       if not schedules.same_so_far({n: s}, k, planned, steps))
     if not names:
         return
-    print(f"ganforge: warning: {run_dir} ran its first {k} steps on the {names} of a {planned}-step run and goes on "
-          f"with those of a {steps}-step run: it will equal neither (resume with steps={planned} to keep its plan)",
+    print(f"ganforge: warning: {run_dir} ran its first {k} steps on the {names} of a run of {planned} steps and goes on "
+          f"with those of a run of {steps} steps: it will equal neither (resume with steps={planned} to keep its plan)",
           file=sys.stderr)
 
 
