@@ -621,21 +621,7 @@ def fp16_run(ctx, share: Share, r: dict, precision: str) -> dict:
     ov = [f"precision={precision}", f"device={ctx.device}", *QUIET, f"log.every={every}", "log.samples_every=1000000",
           "log.checkpoint_every=1000000", f"steps={chunk}", "name=fp16", *(SMOKE_MAIN if ctx.smoke else ())]
     tr, _ = start(None, tuple(ov), ctx.work / "fp16")
-    skipped = {k: 0 for k in tr.precision.scalers}
     guard_calls: list = []
-
-    def counting(k, scaler):
-        update = scaler.update
-
-        def wrapped(new_scale=None):
-            before = scaler.get_scale()
-            update(new_scale)
-            if scaler.get_scale() < before:       # the scaler found Inf/NaN gradients and skipped this update
-                skipped[k] += 1
-        return wrapped
-
-    for k, s in tr.precision.scalers.items():
-        s.update = counting(k, s)
     on_nonfinite = tr.guard.on_nonfinite
 
     def noted(trainer, stats):
@@ -666,7 +652,7 @@ def fp16_run(ctx, share: Share, r: dict, precision: str) -> dict:
              losses_finite=all(math.isfinite(v) for v in losses), last=rows[-1] if rows else None,
              guard_dropped=len(guard_calls), guard_events=guard_calls[:10],
              metrics_nonfinite=sum(row.get("nonfinite", 0) for row in rows),
-             scaler_skipped_updates=skipped, scaler_final_scale={k: s.get_scale() for k, s in tr.precision.scalers.items()})
+             scaler_skipped_updates=dict(tr.precision.skipped), scaler_final_scale={k: s.get_scale() for k, s in tr.precision.scalers.items()})
     tr.release_lock()
     ctx.save()
     try:

@@ -68,3 +68,23 @@ def test_every_loss_under_bf16_autocast(nets, loss):
         out[mode] = (float(LOSSES[loss].d(a, b)), float(LOSSES[loss].g(b, a)))
     for v16, v32 in zip(out["bf16"], out["fp32"]):
         assert v16 == pytest.approx(v32, rel=TOL, abs=1e-3)
+
+
+def test_fp16_updates_the_scaler_skips_are_counted_logged_and_kept_across_a_checkpoint():
+    """A scaled loss whose gradients overflow: the scaler skips the step and halves its scale; the count is what
+    metrics.jsonl logs (fp16_skipped_d) and goes into the checkpoint. (fp16 trains on CUDA only; its scaler is the
+    same code on the CPU.)"""
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 1)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    prec = Precision("fp16", torch.device("cpu"))
+    x = torch.ones(2, 3)
+    w = net.weight.detach().clone()
+    prec.backward_step(net(x).sum() * 1e35, opt, "d")      # x 65536 is past fp32's 3.4e38: Inf gradients
+    assert torch.equal(net.weight, w)
+    assert prec.logged() == {"fp16_skipped_g": 0, "fp16_skipped_d": 1, "fp16_scale_g": 65536.0, "fp16_scale_d": 32768.0}
+    prec.backward_step(net(x).sum(), opt, "d")
+    assert not torch.equal(net.weight, w) and prec.skipped == {"g": 0, "d": 1}
+    again = Precision("fp16", torch.device("cpu"))
+    again.load_state_dict(prec.state_dict())
+    assert again.logged() == prec.logged()

@@ -259,7 +259,7 @@ class Trainer:
         rec["lr_d"] = self.opt_d.param_groups[0]["lr"]
         if self.ema:
             rec["ema_beta"] = self.ema.beta(self.cfg.batch_size, self.images)
-        rec.update(schedules.logged(self))
+        rec.update(schedules.logged(self), **self.precision.logged())
         return rec
 
     def set_lr(self) -> None:

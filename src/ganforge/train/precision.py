@@ -36,9 +36,10 @@ class Precision:
         all-reduced gradients are the one thing every process sees alike) or "off"."""
         self.mode, self.device, self.check = mode, device, check
         self.failed: list[tuple[str, str]] = []     # (net, "loss" | "gradient") of dropped updates; the trainer clears it
-        self.scalers = {}
-        if mode == "fp16":
-            self.scalers = {k: torch.amp.GradScaler("cuda") for k in ("g", "d")}
+        self.scalers, self.skipped = {}, {}
+        if mode == "fp16":          # (resolve() keeps fp16 to CUDA; the scaler itself also works on the CPU)
+            self.scalers = {k: torch.amp.GradScaler(device.type) for k in ("g", "d")}
+            self.skipped = {k: 0 for k in self.scalers}     # updates the scaler skipped (Inf/NaN scaled gradients)
 
     def autocast(self):
         if self.mode == "fp32":
@@ -84,16 +85,26 @@ class Precision:
                 scaler.scale(extra).backward()
             if sync is not None:
                 sync()
+            before = scaler.get_scale()
             scaler.step(opt)
             scaler.update()
+            if scaler.get_scale() < before:          # it found Inf/NaN gradients, skipped the step, lowered the scale
+                self.skipped[which] += 1
+
+    def logged(self) -> dict:
+        """For a metrics line under fp16: the updates each scaler has skipped since step 0, and its scale."""
+        out = {f"fp16_skipped_{k}": n for k, n in self.skipped.items()}
+        return {**out, **{f"fp16_scale_{k}": s.get_scale() for k, s in self.scalers.items()}}
 
     def state_dict(self) -> dict:
-        return {k: s.state_dict() for k, s in self.scalers.items()}
+        state = {k: s.state_dict() for k, s in self.scalers.items()}
+        return {**state, "skipped": dict(self.skipped)} if self.scalers else state
 
     def load_state_dict(self, state: dict) -> None:
         for k, s in self.scalers.items():
             if k in state:
                 s.load_state_dict(state[k])
+        self.skipped.update({k: int(v) for k, v in state.get("skipped", {}).items() if k in self.skipped})
 
 
 def compiled(net: torch.nn.Module, warn) -> torch.nn.Module:
