@@ -42,8 +42,11 @@ class Lab:
         self.final = Path(final) if final is not None else self.out
         self.figures = self.out / "figures"
         self.figures.mkdir(parents=True, exist_ok=True)
-        self.threads = threads or min(2, os.cpu_count() or 1)
-        self.threads_for_images = min(2, os.cpu_count() or 1)      # convolutions gain from a second core
+        # never more threads than the process was given (OMP_NUM_THREADS, torch's default: the cores): two
+        # threads on a core another process keeps busy made a toy D's step 60x slower (the test suite's workers)
+        cap = max(1, min(2, torch.get_num_threads(), os.cpu_count() or 1))
+        self.threads = min(threads or 2, cap)
+        self.threads_for_images = cap                               # convolutions gain from a second core
         self.written: list[str] = []
 
     def pick(self, default, quick):

@@ -81,8 +81,9 @@ def starve(G, D, real, d_steps: int, batch: int, gen: torch.Generator, lr: float
     return rows
 
 
-def schedule(d_steps: int, every: int) -> list[int]:
-    return sorted(set(list(range(0, min(20, d_steps))) + list(range(0, d_steps + 1, every)) + [d_steps]))
+def schedule(d_steps: int, every: int, dense: int = 20) -> list[int]:
+    """The D steps at which the gradients are measured: each of the first ``dense``, then every ``every``th."""
+    return sorted(set(list(range(0, min(dense, d_steps))) + list(range(0, d_steps + 1, every)) + [d_steps]))
 
 
 def decay(rows: list) -> dict:
@@ -111,7 +112,7 @@ def toy_runs(lab: Lab) -> dict:
         D = MLPDiscriminator((2,), 128, 3)
         z = torch.randn(512, 2, generator=lab.generator("saturation-z"))
         rows = starve(G, D, real, d_steps, 256, lab.generator(f"saturation-ring-d-{stage}"), 1e-3,
-                      schedule(d_steps, max(1, d_steps // 100)), z)
+                      schedule(d_steps, max(1, d_steps // lab.pick(100, 10)), lab.pick(20, 5)), z)
         out[f"ring, G after {stage} steps"] = {"rows": rows, **decay(rows)}
     return out
 
@@ -135,7 +136,7 @@ def mnist_run(lab: Lab) -> dict:
     torch.set_num_threads(lab.threads_for_images)
     try:
         rows = starve(G, D, real, d_steps, 64, lab.generator("saturation-mnist-d"), 1e-3,
-                      schedule(d_steps, max(1, d_steps // 50)), z)
+                      schedule(d_steps, max(1, d_steps // lab.pick(50, 10)), lab.pick(20, 5)), z)
     finally:
         torch.set_num_threads(threads)
     return {f"MNIST DCGAN, G after {stage} steps": {"rows": rows, **decay(rows)}}
