@@ -17,6 +17,8 @@ fi
 python3 -m ruff check -q src tests benchmarks
 lint-imports --no-cache >/dev/null || lint-imports --no-cache     # the layers of docs/architecture.md (pyproject.toml)
 # two workers (pytest-xdist), one thread each (tests/conftest.py): 12:55 to 16:10 for the 951-956 tests (fresh clone, CI=true) on a
-# 2-core AMD EPYC without AVX-512 (2026-12-04; 19:27 for 957 on a slow evening of it; 19:26 before the tests ran the ganforge command in their
-# own process); the slowest tests are listed, to bring the suite back near 10 minutes
+# 2-core AMD EPYC without AVX-512 (2026-12-04; 19:27 for 957 on a slow evening of it); 7:28 for 959 on a fast day of such an EPYC
+# (2026-12-05, a 2048² matmul at 148-179 GFLOP/s against 59 on the slow evening), after `lab all` stopped running toy nets on 2
+# threads beside the other worker (its setup 146 s -> 57 s). --dist loadgroup keeps each xdist_group module on one worker, so
+# a module fixture (lab all, the browser) runs once; the slowest tests are listed, to keep the suite near 10 minutes
 python3 -m pytest -q -n 2 --dist loadgroup --durations=40 "$@"
