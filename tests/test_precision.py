@@ -63,7 +63,7 @@ def test_every_loss_under_bf16_autocast(nets, loss):
     D, real, fake = nets
     out = {}
     for mode in ("fp32", "bf16"):
-        with Precision(mode, torch.device("cpu")).autocast():
+        with torch.no_grad(), Precision(mode, torch.device("cpu")).autocast():
             a, b = D(real).float(), D(fake).float()
         out[mode] = (float(LOSSES[loss].d(a, b)), float(LOSSES[loss].g(b, a)))
     for v16, v32 in zip(out["bf16"], out["fp32"]):
