@@ -76,6 +76,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         tmp = a.out or scratch
+        Path(tmp).mkdir(parents=True, exist_ok=True)
         for spec in a.presets.split(","):
             preset, _, extra = spec.partition("@")
             overrides = [o for o in extra.split("+") if o]
