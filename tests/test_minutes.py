@@ -119,3 +119,7 @@ def test_of_steps_and_minutes_the_later_one_sizes_the_run():
     cfg = load_config("mnist-dcgan", ("minutes=2",))
     assert cfg.minutes == 2.0
     assert load_config("mnist-dcgan", ("minutes=2", "steps=7")).minutes is None
+    # minutes=null turns the timing off and keeps the preset's steps (it used to drop them for the default 3,000)
+    for null in ("null", "None", "~"):
+        cfg = load_config("mnist-cgan", (f"minutes={null}",))
+        assert cfg.minutes is None and cfg.steps == 6000

@@ -25,7 +25,7 @@ from .errors import UserError
 from .metrics.options import EvalConfig  # noqa: F401  (the eval section, owned by ganforge.metrics)
 from .schedule import ScheduleConfig  # noqa: F401  (the schedule section, owned by ganforge.schedule)
 from .schedule import check as schedule_check
-from .schema import coerce, dotted_keys, field_type, is_section, opt, read_yaml, section, unknown_key
+from .schema import coerce, dotted_keys, field_type, is_none, is_section, opt, read_yaml, section, unknown_key
 
 PRESET_DIR = Path(__file__).parent / "configs"
 MAIN_JOB = "mnist-main"                  # the preset of a new run given none (job_preset)
@@ -258,7 +258,7 @@ def _set(raw: dict, dotted: str, value: Any, where: str) -> None:
             keep = {f.name for f in dataclasses.fields(ModelConfig)} if cls is ModelConfig else set()
             for k in [k for k in node if k not in keep]:
                 del node[k]
-        if cls is Config and part in ("steps", "minutes") and (part == "steps" or value is not None):
+        if cls is Config and part in ("steps", "minutes") and (part == "steps" or not is_none(value)):
             node.pop("minutes" if part == "steps" else "steps", None)     # the later of the two sizes the run
         node[part] = value
         return

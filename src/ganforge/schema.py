@@ -23,6 +23,11 @@ import yaml
 from .errors import UserError, shown
 
 _NONE_WORDS = {"null", "none", "~", ""}
+
+
+def is_none(value: Any) -> bool:
+    """Whether a raw value (from YAML or the command line) stands for null."""
+    return value is None or (isinstance(value, str) and value.strip().lower() in _NONE_WORDS)
 _TRUE_WORDS = {"true", "yes", "on", "1"}
 _FALSE_WORDS = {"false", "no", "off", "0"}
 
