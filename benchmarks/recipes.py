@@ -103,7 +103,8 @@ def table(rows: list, budget: float | None) -> str:
 
 
 def run_one(name, label, preset, ov, seed, budget, threads, real, ia) -> dict:
-    """Train one recipe and seed in a child process and measure it: its row."""
+    """Train one recipe and seed in a child process (``minutes=budget`` unless ``budget`` is None) and measure it:
+    its row, without ``budget_s``."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         extra = {}
@@ -116,7 +117,7 @@ def run_one(name, label, preset, ov, seed, budget, threads, real, ia) -> dict:
             extra = {"probe_s_per_step": sized["s_per_step"], "probe_fixed_s": round(sized["start_s"] + sized["end_s"], 1),
                      "resized": sized.get("resized")}
         return {"recipe": name, "label": label, "preset": preset or "(none: the main job)", "overrides": ov, "seed": seed,
-                "budget_s": budget, "wall_s": round(wall, 1), **measure(work / "run", real.x, ia), **extra,
+                "wall_s": round(wall, 1), **measure(work / "run", real.x, ia), **extra,
                 **({"threads": threads} if threads else {}), "machine": machine(), "date": time.strftime("%Y-%m-%d")}
 
 
@@ -154,8 +155,7 @@ def main() -> int:
     lock = threading.Lock()
 
     def one(job) -> None:
-        row = run_one(*job, a.threads, real, ia)
-        row["budget_s"] = None if fixed(job[3]) else a.budget
+        row = {**run_one(*job, a.threads, real, ia), "budget_s": None if fixed(job[3]) else a.budget}
         with lock:
             print(json.dumps(row), flush=True)
             done.append(row)
