@@ -75,6 +75,46 @@ def test_the_state_of_the_heuristic_round_trips():
     assert a.p == b.p == pytest.approx(0.5)              # r_t 0.5 left p at 0, then r_t 1 moved it by 0.5
 
 
+@pytest.mark.parametrize("loss,want", [("hinge", -1.0), ("nonsaturating", -1.0), ("relativistic", 1.0),
+                                       ("relativistic-average", 1.0)])
+def test_r_t_of_a_relativistic_d_reads_reals_against_fakes(loss, want):
+    """A D whose every output is negative, but which scores each real 1 above every fake: an absolute loss
+    reads r_t = E[sign D(x)] = -1; RpGAN and RaGAN, whose D has no level of its own, read the sign of D(x)
+    against the paired fake or the fakes' mean, +1, so ADA's p rises (it never rose on folder-r3gan)."""
+    from ganforge.games.gan import GANGame, GANOptions, Regularizer
+    from ganforge.losses import LOSSES
+    from ganforge.train.precision import Precision
+
+    class Level(torch.nn.Module):           # -10 for a fake (all -1), -9 for a real (all +1)
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.tensor(0.5))
+
+        def forward(self, x):
+            return self.w * x.flatten(1).mean(1) - 9.5
+
+    class Flat(torch.nn.Module):
+        z_dim = 4
+
+        def forward(self, z):
+            return -torch.ones(len(z), 1, 4, 4)
+
+    class Reals:
+        def next(self):
+            return torch.ones(8, 1, 4, 4), None
+
+    aug = Augmenter(_Identity(), Stream(0, "augment"), 8, slice(None), adaptive=True, interval=1, speed=80.0)
+    D = Level()
+    game = GANGame(Flat(), D, None, torch.optim.SGD(D.parameters(), lr=0.0),
+                   GANOptions(LOSSES[loss], Regularizer("none", 0.0, 1), batch_size=8), batches=Reals(),
+                   z_stream=Stream(0, "z"), aux_stream=Stream(0, "aux"),
+                   precision=Precision("fp32", torch.device("cpu")), augment=aug)
+    stats = game.d_step()
+    assert float(stats["d_real"]) != float(stats["d_fake"])
+    assert float(stats["rt"]) == want and aug.rt == want
+    assert aug.p == pytest.approx(0.1 if want > 0 else 0.0)      # 8 images of 80 per update, up or clamped at 0
+
+
 def _rows(rt, p=None):
     return [{"step": 100 * (i + 1), "rt": v, **({"aug_p": p[i]} if p else {})} for i, v in enumerate(rt)]
 

@@ -98,6 +98,17 @@ class Loss:
     penalty: str = "none"       # default regularizer
     clip: Optional[float] = None  # default weight clipping
     batch_mean: bool = False    # d and g take ``mean=``, the batch mean (global under data parallelism)
+    relative_to: Optional[str] = None  # D's verdict on a real is relative: to its paired fake ("pair") or the fakes' mean ("mean")
+
+    def realness(self, real: Tensor, fake: Tensor, mean: Callable[[Tensor], Tensor] = torch.mean) -> Tensor:
+        """How much more real D finds each real sample than the fakes: D(x) itself for absolute losses;
+        D(x) - D(G(z)) of its pair (RpGAN) or D(x) - mean D(G(z)) (RaGAN), whose D has no level of its own.
+        ADA's overfitting heuristic r_t is the mean of its sign."""
+        if self.relative_to == "pair":
+            return real - fake
+        if self.relative_to == "mean":
+            return real - mean(fake)
+        return real
 
 
 LOSSES: dict[str, Loss] = {
@@ -107,8 +118,9 @@ LOSSES: dict[str, Loss] = {
     "wgan-gp": Loss(wasserstein_d, wasserstein_g, probability=False, penalty="gp"),
     "least-squares": Loss(least_squares_d, least_squares_g, probability=False),
     "hinge": Loss(hinge_d, hinge_g, probability=False),
-    "relativistic": Loss(rp_d, rp_g, probability=True, g_needs_real=True),
-    "relativistic-average": Loss(ra_d, ra_g, probability=True, g_needs_real=True, batch_mean=True),
+    "relativistic": Loss(rp_d, rp_g, probability=True, g_needs_real=True, relative_to="pair"),
+    "relativistic-average": Loss(ra_d, ra_g, probability=True, g_needs_real=True, batch_mean=True,
+                                 relative_to="mean"),
 }
 
 

@@ -9,7 +9,9 @@ never sees an unaugmented image and G's gradient passes through. R1 is taken
 with respect to the images before augmentation, through it, as ADA does.
 
 ADA's p follows the overfitting heuristic r_t = E[sign D(x_real)] over the
-last ``interval`` D steps: p moves by sign(r_t − target) · (images in those
+last ``interval`` D steps (for the relativistic losses, whose D has no level
+of its own, the sign of D(x_real) against its paired fake or the fakes' mean:
+ganforge.losses.Loss.realness): p moves by sign(r_t − target) · (images in those
 steps) / ``speed`` images, so it can cross [0, 1] in ``speed`` images
 (500,000 in the paper), and stays in [0, 1]. ``augment.p`` fixes it instead.
 
@@ -47,13 +49,13 @@ class Augmenter:
         g = self.stream.next()
         return self.pipe(x.float(), g, rows=self.rows, n_global=self.batch_size)
 
-    def observe(self, out_real: Tensor) -> dict:
-        """After a D step: count sign(D(real)); every ``interval`` steps move p (adaptive ADA). The statistic
+    def observe(self, realness: Tensor) -> dict:
+        """After a D step: count the signs of D's verdicts on the reals (``Loss.realness``); every ``interval`` steps move p (adaptive ADA). The statistic
         to log: ``aug_p``, the p this step used (the game logs r_t, ``rt``, with or without augmentation)."""
         stats = {"aug_p": torch.tensor(self.p, dtype=torch.float64)} if hasattr(self.pipe, "p") else {}  # DiffAugment: none
         if not self.adaptive:
             return stats
-        s = torch.sign(out_real.detach().float())
+        s = torch.sign(realness.detach().float())
         self.signs = self.signs + s.sum()                   # stays a tensor: one host sync per update of p
         self.seen += s.numel()
         self.steps += 1

@@ -211,10 +211,11 @@ class GANGame:
             clip_weights(self.D, self.clip)
         self.d_count += 1
         self.last_real, self.last_y = seen_real.detach(), y_real
+        realness = self.loss.realness(out_real.detach().float(), out_fake.detach().float(), **self._mean_arg())
         stats.update(d_real=self._outputs(out_real), d_fake=self._outputs(out_fake),
-                     rt=torch.sign(out_real.detach().float()).mean())    # ADA's overfitting heuristic r_t
+                     rt=torch.sign(realness).mean())    # ADA's overfitting heuristic r_t
         if self.augment is not None:
-            stats.update(self.augment.observe(out_real))
+            stats.update(self.augment.observe(realness))
         return stats
 
     def g_step(self) -> dict:
