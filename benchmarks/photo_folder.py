@@ -78,7 +78,7 @@ def main() -> None:
                   file=sys.stderr)
     RESULTS.parent.mkdir(exist_ok=True)
     new = {(r["preset"], r["augment"], r["steps"]) for r in rows}
-    kept = [dict(r, machine=r.get("machine", old["machine"]), speed_kimg=r.get("speed_kimg", old["speed_kimg"]))
+    kept = [dict(r, machine=r.get("machine") or old["machine"], speed_kimg=r.get("speed_kimg") or old["speed_kimg"])
             for old in ([json.loads(RESULTS.read_text())] if RESULTS.is_file() else []) for r in old["runs"]
             if (r.get("preset"), r["augment"], r["steps"]) not in new]
     rows = [dict(r, machine=machine(), speed_kimg=a.speed_kimg) for r in rows]
