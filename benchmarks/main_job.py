@@ -15,6 +15,7 @@ docs/images/main-job-samples.png (100 samples) and docs/images/mnist-real.png.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import subprocess
@@ -106,4 +107,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     sys.exit(main())
