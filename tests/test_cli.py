@@ -44,7 +44,7 @@ def test_user_mistakes_exit_2_with_one_line(tmp_path, capsys, monkeypatch, argv,
 
 def test_overrides_may_follow_options(tmp_path):
     assert main(["train", "toy-ring", "--out", str(tmp_path), "steps=3", "log.progress=off"]) == 0
-    assert (tmp_path / "ring-mlp" / "checkpoints" / "step-0000003.pt").is_file()
+    assert (tmp_path / "toy-ring" / "checkpoints" / "step-0000003.pt").is_file()
 
 
 def test_argparse_mistakes_are_one_line_too():

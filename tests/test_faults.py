@@ -93,7 +93,7 @@ def test_skip_drops_the_poisoned_update_before_it_touches_anything(tmp_path, poi
     assert_same_tensors(seen["before"], seen["after"])     # weights and Adam's step counts untouched
     err = capsys.readouterr().err
     assert err.count("ganforge: step 58: D's loss is nan; update skipped (1 of 5 allowed between checkpoints)") == 1
-    lines = read_metrics(tmp_path / "ring-mlp" / "metrics.jsonl")
+    lines = read_metrics(tmp_path / "toy-ring" / "metrics.jsonl")
     assert [r["step"] for r in lines] == list(range(10, 201, 10))
     assert [r.get("nonfinite") for r in lines if "nonfinite" in r] == [1] and lines[5]["nonfinite"] == 1
     assert all(torch.isfinite(torch.tensor(r["loss_d"])) for r in lines)
@@ -114,7 +114,7 @@ def test_rollback_returns_to_the_checkpoint_with_lower_learning_rates(tmp_path, 
     assert "ganforge: step 58: D's loss is nan; rolled back to step 50 with learning rates x0.25" in err
     assert "ganforge: step 131: D's loss is nan; rolled back to step 100 with learning rates x0.0625" in err
     assert [s for s, _ in loads] == [50, 100]
-    run = tmp_path / "ring-mlp"
+    run = tmp_path / "toy-ring"
     lines = read_metrics(run / "metrics.jsonl")
     assert [r["step"] for r in lines] == list(range(10, 201, 10))         # replayed lines replaced, none twice
     o = trainer.cfg.optim
@@ -155,7 +155,7 @@ def test_repeated_failures_stop_with_the_likely_cause_and_exit_3(tmp_path, poiso
     assert err[-1].startswith("ganforge: error: stopped at step 60: 3 non-finite updates since the checkpoint of step 50 "
                               "(last: D's loss is nan); likely cause: ")
     assert err[-1].endswith("checkpoint step-0000050.pt is intact")
-    run = tmp_path / "ring-mlp"
+    run = tmp_path / "toy-ring"
     assert [checkpoint.step_of(p) for p in checkpoint.list_checkpoints(run / "checkpoints")] == [50]
     assert checkpoint.load(run / "checkpoints" / "step-0000050.pt")["step"] == 50
     assert "Traceback" not in "\n".join(err)
@@ -217,11 +217,11 @@ def test_a_full_disk_stops_with_one_line_keeps_the_checkpoint_and_resumes(tmp_pa
         script = (f"mount -t tmpfs -o size=1500k none {mnt}\n"
                   f"{py} train toy-ring steps=300 log.checkpoint_every=100 log.progress=off --out {mnt} 2>err && exit 9 "
                   f"|| echo rc=$? >> rc\n"
-                  f"ls {mnt}/ring-mlp/checkpoints > ckpts; ls -a {mnt}/ring-mlp/checkpoints > all\n"
-                  f"{sys.executable} -c \"from ganforge.runs import checkpoint; print(checkpoint.load('{mnt}/ring-mlp/checkpoints/"
+                  f"ls {mnt}/toy-ring/checkpoints > ckpts; ls -a {mnt}/toy-ring/checkpoints > all\n"
+                  f"{sys.executable} -c \"from ganforge.runs import checkpoint; print(checkpoint.load('{mnt}/toy-ring/checkpoints/"
                   f"step-0000100.pt')['step'])\" > loaded\n"
                   f"mount -o remount,size=20m {mnt}\n"
-                  f"{py} train --resume {mnt}/ring-mlp log.progress=off > resumed 2>&1\n")
+                  f"{py} train --resume {mnt}/toy-ring log.progress=off > resumed 2>&1\n")
         r = _in_namespace(script, tmp_path)
         assert r.returncode == 0, r.stderr
         assert (tmp_path / "rc").read_text().strip() == "rc=2"
@@ -243,13 +243,13 @@ def test_a_full_disk_stops_with_one_line_keeps_the_checkpoint_and_resumes(tmp_pa
                            capture_output=True, text=True, preexec_fn=limit, timeout=300)
         assert r.returncode == 2
         assert "File too large" in _one_error_line(r.stderr)
-        assert not list((tmp_path / "ring-mlp" / "checkpoints").glob(".*tmp*"))
+        assert not list((tmp_path / "toy-ring" / "checkpoints").glob(".*tmp*"))
 
 
 def test_a_read_only_run_folder_is_one_line_and_nothing_changes(tmp_path):
     if not _namespace_ok() and os.geteuid() == 0:
         pytest.skip("needs user namespaces (unshare -rm) or a non-root user to make a folder read-only")
-    run = tmp_path / "ring-mlp"
+    run = tmp_path / "toy-ring"
     assert main(["train", "toy-ring", "steps=20", "log.progress=off", "--out", str(tmp_path)]) == 0
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
     cmd = " ".join(ganforge_cmd("train", "--resume", run, "steps=40", "log.progress=off"))

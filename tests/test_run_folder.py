@@ -26,6 +26,7 @@ import ganforge  # noqa: E402
 from ganforge.cli import main  # noqa: E402
 from ganforge.errors import UserError  # noqa: E402
 from ganforge.runs import folder  # noqa: E402
+from ganforge.train.start import plan_run  # noqa: E402
 from ganforge.runs.atomic import ENV, ENV_S  # noqa: E402
 from ganforge.runs.metrics_log import MetricsLog, read_metrics  # noqa: E402
 
@@ -135,10 +136,10 @@ def test_an_unfinished_start_that_another_process_holds_is_refused(tmp_path, cap
 
 
 def test_an_unnamed_start_takes_over_an_unlocked_unfinished_default_folder(tmp_path, capsys):
-    (tmp_path / "grid-mlp").mkdir()
-    (tmp_path / "grid-mlp" / ".config.yaml.tmp-99999").write_text("name: grid-mlp\nse")
+    (tmp_path / "toy-grid").mkdir()
+    (tmp_path / "toy-grid" / ".config.yaml.tmp-99999").write_text("name: toy-grid\nse")
     assert main(["train", "toy-grid", *TOY, "--out", str(tmp_path)]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid-mlp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["toy-grid"]
     assert "was left by a start stopped before its config.yaml was written" in capsys.readouterr().err
 
 
@@ -342,6 +343,28 @@ def test_a_run_name_in_a_yaml_config_is_checked_too(tmp_path, capsys):
     (tmp_path / "c.yaml").write_text('data: grid\nmodel: mlp\nname: "two\\nlines"\n')
     assert main(["train", str(tmp_path / "c.yaml"), "steps=2", "--out", str(tmp_path / "runs")]) == 2
     assert "'two\\nlines' is not a run name" in one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("preset, overrides, name", [
+    (None, (), "mnist-main"),                                   # ganforge train: the main job's preset
+    ("mnist-cgan", ("steps=3", "model.g_width=8"), "mnist-cgan"),   # a preset names its run (not mnist-dcgan)
+    ("mnist-dcgan", (), "mnist-dcgan"),
+    (None, ("data=folder:/photos/my300",), "my300-dcgan"),      # the command line picks the data: data-family
+    ("mnist-dcgan", ("model=stylegan",), "mnist-stylegan"),     # ... or the family
+    ("toy-ring", ("data.name=grid",), "grid-mlp"),
+])
+def test_an_unnamed_run_is_named_after_its_preset_unless_the_command_line_picks_data_or_family(tmp_path, preset,
+                                                                                                overrides, name):
+    _, run_dir, resuming = plan_run(preset, overrides, tmp_path)
+    assert run_dir == tmp_path / name and not resuming
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "config.yaml").write_text("seed: 0\n")                # a run is there: the next free name
+    assert plan_run(preset, overrides, tmp_path)[1] == tmp_path / f"{name}-1"
+
+
+def test_a_yaml_file_names_its_run_by_its_stem(tmp_path):
+    (tmp_path / "my ring.yaml").write_text("data: ring\nmodel: mlp\n")
+    assert plan_run(str(tmp_path / "my ring.yaml"), (), tmp_path / "runs")[1] == tmp_path / "runs" / "my-ring"
 
 
 def test_a_long_data_name_gives_a_default_name_within_the_rule():

@@ -20,7 +20,7 @@ def test_toy_run_end_to_end(tmp_path):
     run = ganforge.train("toy-ring", out=tmp_path, steps=300, progress="off",
                          log={"every": 50, "samples_every": 100, "checkpoint_every": 100}, eval={"every": 150})
     d = run.path
-    assert d == tmp_path / "ring-mlp"
+    assert d == tmp_path / "toy-ring"
     for f in ("config.yaml", "run.json", "metrics.jsonl"):
         assert (d / f).is_file()
     lines = numbers(d)
@@ -155,9 +155,9 @@ def test_resume_warns_when_the_data_changed_since_the_checkpoint(tmp_path, capsy
 def test_new_run_never_reuses_a_folder(tmp_path):
     a = ganforge.train("toy-ring", out=tmp_path, steps=5, progress="off")
     b = ganforge.train("toy-ring", out=tmp_path, steps=5, progress="off")
-    assert (a.path.name, b.path.name) == ("ring-mlp", "ring-mlp-1")
+    assert (a.path.name, b.path.name) == ("toy-ring", "toy-ring-1")
     with pytest.raises(UserError, match="exists; add --resume"):
-        ganforge.train("toy-ring", out=tmp_path, steps=5, name="ring-mlp", progress="off")
+        ganforge.train("toy-ring", out=tmp_path, steps=5, name="toy-ring", progress="off")
 
 
 def test_resume_refuses_a_changed_config_but_takes_more_steps(tmp_path):

@@ -3,7 +3,7 @@
     import ganforge
     run = ganforge.train("toy-ring", steps=500, out="runs")     # ganforge.train.start.train
     x = run.sample(1000, seed=0)            # from the EMA generator
-    run = ganforge.load_run("runs/ring-mlp")
+    run = ganforge.load_run("runs/toy-ring")
     run.generator, run.discriminator, run.config, run.metrics()
 
 Opening a run reads its folder through ganforge.runs and builds its nets;

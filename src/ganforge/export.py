@@ -17,9 +17,9 @@ of the data, ``n_classes``, ``z_dim``, the ``step`` and ``weights`` ("ema" or
 ``version``. The file is written to a temporary name, fsynced and renamed, so
 a kill never leaves half a file under the final name (runs.atomic).
 
-    ganforge export runs/ring-mlp --out ring.safetensors
+    ganforge export runs/toy-ring --out ring.safetensors
     G = ganforge.load_generator("ring.safetensors")
-    x = G.sample(1000, seed=0)        # == ganforge.load_run("runs/ring-mlp").sample(1000, seed=0)
+    x = G.sample(1000, seed=0)        # == ganforge.load_run("runs/toy-ring").sample(1000, seed=0)
 """
 from __future__ import annotations
 

@@ -4,7 +4,9 @@
 data looked like), metrics.jsonl (runs.metrics_log), samples/step-N.png and
 .npz, checkpoints/ (runs.checkpoint), tb/, eval.json and report.html. A new
 run never writes into an existing folder: an unnamed run takes the next free
-``<data>-<model>[-N]``; a named one that exists is refused unless resuming.
+``<preset>[-N]`` (``runs/mnist-main`` for ``ganforge train``), or
+``<data>-<model>[-N]`` where the command line picks the data or the family;
+a named one that exists is refused unless resuming.
 Resuming refuses a config that differs from the saved one except in the
 keys that do not change the numbers already computed (steps, log, eval,
 guard, device, threads), as Mimicry's trainer does. Every file goes through
@@ -62,8 +64,11 @@ def check_name(name: str) -> None:
         raise UserError(f"name={shown} is not a run name: use {NAME_WORDS}")
 
 
-def default_name(data: str, model: str) -> str:
-    """The folder name of an unnamed run: ``<data>-<model>`` (a folder or file dataset by its base name)."""
+def default_name(data: str, model: str, preset: Optional[str] = None) -> str:
+    """The folder name of an unnamed run: the preset's name when one is given (``mnist-main``, ``mnist-cgan``; a YAML
+    file by its stem), else ``<data>-<model>`` (a folder or file dataset by its base name)."""
+    if preset:
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", Path(preset).stem).strip("-.")[:90] or "run"
     if ":" in data:
         data = Path(data.split(":", 1)[1].rstrip("/")).name or data.split(":", 1)[0]
     data = data[:80 - min(len(model), 40)]             # room for the model and a "-N" within NAME_RULE
@@ -100,9 +105,9 @@ def _locked(run_dir: Path) -> bool:
         os.close(fd)
 
 
-def new_run_dir(out: Path, name: Optional[str], data: str, model: str) -> Path:
+def new_run_dir(out: Path, name: Optional[str], data: str, model: str, preset: Optional[str] = None) -> Path:
     """The folder a new run takes under ``out``: ``name`` (refused if it exists, unless an unfinished start)
-    or the next default that is free (or an unfinished start that no process holds)."""
+    or the next default (``default_name``) that is free (or an unfinished start that no process holds)."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder")
     if name:
@@ -111,7 +116,7 @@ def new_run_dir(out: Path, name: Optional[str], data: str, model: str) -> Path:
         if run_dir.exists() and not unfinished_start(run_dir):
             raise UserError(f"run folder {run_dir} exists; add --resume {run_dir} to continue it, or choose another name=")
         return run_dir
-    base = default_name(data, model)
+    base = default_name(data, model, preset)
     run_dir, i = out / base, 1
     while run_dir.exists() and not (unfinished_start(run_dir) and not _locked(run_dir)):
         run_dir, i = out / f"{base}-{i}", i + 1

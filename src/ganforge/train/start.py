@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from ..api import load_run, saved_config
-from ..config import Config, build, complete, dump, job_preset, raw_from
+from ..config import Config, build, complete, dump, job_preset, raw_from, run_label
 from ..errors import UserError
 from ..runs import folder
 from ..runs.metrics_log import scan
@@ -45,12 +45,12 @@ def plan_run(preset: Optional[str], overrides: tuple, out: Path, resume: Optiona
         if cfg.name:
             folder.check_name(cfg.name)
         if cfg.resume:
-            target = out / (cfg.name or folder.default_name(cfg.data.name, cfg.model.name))
+            target = out / (cfg.name or folder.default_name(cfg.data.name, cfg.model.name, run_label(preset, overrides)))
             if (target / "config.yaml").is_file():
                 resume = target
         if resume is None:
             cfg = finish_config(cfg)                 # a copy: config.complete copies
-            run_dir = folder.new_run_dir(out, cfg.name, cfg.data.name, cfg.model.name)
+            run_dir = folder.new_run_dir(out, cfg.name, cfg.data.name, cfg.model.name, run_label(preset, overrides))
             cfg.name = run_dir.name
             return cfg, run_dir, False
     run_dir = Path(resume)
