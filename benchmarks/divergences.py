@@ -12,6 +12,7 @@ beside the truth; writes benchmarks/results/divergences.json.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import sys
@@ -35,6 +36,7 @@ def gauss_jsd(shift: float) -> float:
 
 
 def main() -> int:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     from ganforge.data.toy import GaussianMixture, grid, ring
     from ganforge.metrics.divergence import divergences
     std_normal = GaussianMixture(torch.zeros(1, 2), torch.ones(1), torch.ones(1))

@@ -13,6 +13,7 @@ training features of 128 dimensions. Prints a markdown table.
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from toy_modes import machine  # noqa: E402
 
 
 def main() -> int:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     from ganforge.data.embedded import load_mnist
     from ganforge.metrics.extract import extract
     from ganforge.metrics.features import get_extractor

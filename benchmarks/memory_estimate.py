@@ -13,6 +13,7 @@ would have fitted.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -44,6 +45,7 @@ print(json.dumps({"estimate": sum(est.values()), "parts": est, "measured": after
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     print(f"# {machine()}")
     print(f"{'config':34s} {'estimate':>10s} {'measured':>10s} {'ratio':>6s}")
     for preset, ov in CASES:

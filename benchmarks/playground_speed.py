@@ -4,6 +4,7 @@ Prints rounds per second (D steps then one G step, default settings: batch 256, 
 each data set, and the time to compute one frame (heatmap, arrows, mode count). Writes
 benchmarks/results/playground_speed.json.
 """
+import argparse
 import json
 import sys
 import time
@@ -19,6 +20,7 @@ from ganforge.serve.playground import Playground  # noqa: E402
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     torch.set_num_threads(1)
     rows = []
     for data, loss in (("ring", "nonsaturating"), ("grid", "nonsaturating"), ("spiral", "nonsaturating"),
