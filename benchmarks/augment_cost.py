@@ -32,6 +32,7 @@ from toy_modes import machine  # noqa: E402
 
 from ganforge.augment import make  # noqa: E402
 from ganforge.nets import FAMILIES  # noqa: E402
+from ganforge.runs import atomic  # noqa: E402
 
 Z_DIM = 100
 
@@ -121,7 +122,7 @@ def main() -> None:
         print(f"| {r['augment']} | {r['pipeline_fwd_ms']:.1f} | {r['pipeline_ms']:.1f} | {r['d_ms']:.1f} | {r['pipeline_over_d']:.2f} | "
               f"{r['step_plain_ms']:.0f} | {r['step_ms']:.0f} | {100 * r['share_of_step']:.1f} % |")
     out = Path(__file__).parent / "results" / "augment_cost.json"
-    out.write_text(json.dumps({"machine": cpu, "threads": torch.get_num_threads(), "batch": a.batch, "side": a.side,
+    atomic.write_text(out, json.dumps({"machine": cpu, "threads": torch.get_num_threads(), "batch": a.batch, "side": a.side,
                                "rounds": a.rounds, "reps": a.reps, "rows": rows}, indent=1) + "\n")
     print(f"\nwrote {out}")
 

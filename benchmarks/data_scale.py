@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from ganforge.runs import atomic  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "data_scale.json"
 
@@ -181,7 +182,7 @@ def main(argv=None) -> int:
 
     def save():
         RESULTS.parent.mkdir(exist_ok=True)
-        RESULTS.write_text(json.dumps(res, indent=1) + "\n")
+        atomic.write_text(RESULTS, json.dumps(res, indent=1) + "\n")
 
     if "pack" in parts:
         archive.unlink(missing_ok=True)

@@ -23,6 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from toy_modes import machine  # noqa: E402
+from ganforge.runs import atomic  # noqa: E402
 
 
 def gauss_jsd(shift: float) -> float:
@@ -60,7 +61,7 @@ def main() -> int:
             cells = " | ".join(f"{r[k]:.4f} ± {r[k + '_se']:.4f} | {truth[k]:.4f}" for k in ("kl_reverse", "kl_forward", "jsd"))
             print(f"| {name} | {n:,} | {cells} |")
     out = Path(__file__).parent / "results" / "divergences.json"
-    out.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=1) + "\n")
+    atomic.write_text(out, json.dumps({"machine": machine(), "rows": rows}, indent=1) + "\n")
     return 0
 
 

@@ -31,6 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from toy_modes import machine  # noqa: E402
+from ganforge.runs import atomic  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,7 +98,7 @@ def main() -> None:
         key = lambda r: (r["preset"], tuple(r.get("overrides", ())))  # noqa: E731
         mine = {key(r) for r in rows}
         kept = [r for r in old if key(r) not in mine]
-        path.write_text(json.dumps({"machine": machine(), "rows": kept + rows}, indent=1) + "\n")
+        atomic.write_text(path, json.dumps({"machine": machine(), "rows": kept + rows}, indent=1) + "\n")
         print(f"wrote {path}")
 
 

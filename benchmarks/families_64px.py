@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from families import run_child  # noqa: E402
 from toy_modes import machine  # noqa: E402
 from ganforge.config import presets, raw_from  # noqa: E402
+from ganforge.runs import atomic  # noqa: E402
 
 
 def make_folder(root: Path, per_class: int = 200) -> None:
@@ -76,7 +77,7 @@ def main() -> None:
     out = Path(__file__).parent / "results" / "families_64px.json"
     kept = [r for r in (json.loads(out.read_text())["rows"] if out.is_file() else [])
             if r["family"] not in {x["family"] for x in rows}]
-    out.write_text(json.dumps({"machine": machine(), "rows": kept + rows}, indent=1) + "\n")
+    atomic.write_text(out, json.dumps({"machine": machine(), "rows": kept + rows}, indent=1) + "\n")
     print(f"wrote {out}")
 
 

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))     # the kill harn
 from toy_modes import machine  # noqa: E402
 
 from kill_harness import kill_anywhere  # noqa: E402
+from ganforge.runs import atomic  # noqa: E402
 
 SETTINGS = {
     "toy": ("toy-grid", ["steps=2400", "log.every=10", "log.checkpoint_every=50", "log.samples_every=100",
@@ -85,7 +86,7 @@ def main() -> None:
     out = Path(__file__).parent / "results" / "faults.json"
     old = json.loads(out.read_text())["rows"] if out.exists() else []
     rows = [r for r in old if r["setting"] not in {x["setting"] for x in rows}] + rows
-    out.write_text(json.dumps({"machine": machine(), "torch": torch.__version__, "rows": rows}, indent=1) + "\n")
+    atomic.write_text(out, json.dumps({"machine": machine(), "torch": torch.__version__, "rows": rows}, indent=1) + "\n")
     print(f"wrote {out}")
 
 

@@ -167,13 +167,9 @@ def error_tail(limit: int = 2500) -> str:
 
 
 def write_json(path: Path, obj) -> None:
-    """Atomically: a temporary file beside it, fsync, then os.replace."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(json.dumps(obj, indent=1, default=str) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Atomically, through ganforge's one atomic write (runs.atomic)."""
+    from ganforge.runs import atomic
+    atomic.write_text(path, json.dumps(obj, indent=1, default=str) + "\n")
 
 
 def machine() -> dict:

@@ -24,6 +24,7 @@ from toy_modes import machine  # noqa: E402
 
 from ganforge.train.start import plan_run  # noqa: E402
 from ganforge.train.loop import Trainer  # noqa: E402
+from ganforge.runs import atomic  # noqa: E402
 
 
 def trainer(preset: str, action: str, work: Path) -> Trainer:
@@ -60,7 +61,7 @@ def main() -> None:
             print(f"{preset:12s} batch {rows[-1]['batch']:4d}: off {off:7.1f} steps/s, skip {skip:7.1f} steps/s, "
                   f"ratio {skip / off:.3f} (median of {a.rounds} rounds of {n} steps)")
     out = Path(__file__).parent / "results" / "guard_cost.json"
-    out.write_text(json.dumps({"machine": machine(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+    atomic.write_text(out, json.dumps({"machine": machine(), "torch": torch.__version__, "threads": torch.get_num_threads(),
                                "rows": rows}, indent=1) + "\n")
     print(f"wrote {out}")
 

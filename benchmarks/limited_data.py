@@ -46,6 +46,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from toy_modes import machine  # noqa: E402
+from ganforge.runs import atomic  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "limited_data.json"
 PRESETS = {"dcgan": "mnist-dcgan", "stylegan": "mnist-stylegan"}
@@ -206,7 +207,7 @@ def main(argv=None) -> int:
                 rows.append(res)
                 print(json.dumps(res), file=sys.stderr)
                 RESULTS.parent.mkdir(exist_ok=True)
-                RESULTS.write_text(json.dumps({"machine": machine(), "speed_kimg": a.speed_kimg,
+                atomic.write_text(RESULTS, json.dumps({"machine": machine(), "speed_kimg": a.speed_kimg,
                                                "real_leak": real_leak, "runs": rows}, indent=1) + "\n")
             return 0
         with ThreadPoolExecutor(a.jobs) as pool:

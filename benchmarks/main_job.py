@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
 from toy_modes import machine  # noqa: E402
+from ganforge.runs import atomic  # noqa: E402
 
 METRICS = ("fid", "kid", "is", "pr", "dc", "modes")
 
@@ -101,7 +102,7 @@ def main() -> int:
     print(json.dumps(res, indent=1))
     out = Path(__file__).parent / "results" / "main_job.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=1) + "\n")
+    atomic.write_text(out, json.dumps(res, indent=1) + "\n")
     print(f"wrote {out} and {out_png}")
     return 0
 

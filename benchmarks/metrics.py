@@ -33,6 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from toy_modes import machine  # noqa: E402
+from ganforge.runs import atomic  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "metrics.json"
 
@@ -176,7 +177,7 @@ def main(argv=None) -> int:
         print("\n(efficientnet-lite0, dinov2 and clip ViT-B/32 resize to 224, clip ViT-L/14@336 to 336 and inception "
               "to 299 first: their speed is that of images of that size)")
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps({"machine": machine(), "threads": torch.get_num_threads(), "n": a.n, "dim": a.dim,
+    atomic.write_text(RESULTS, json.dumps({"machine": machine(), "threads": torch.get_num_threads(), "n": a.n, "dim": a.dim,
                                    "repeats": a.repeats, "metrics": rows, "extractors": speed}, indent=1) + "\n")
     return 0
 

@@ -31,6 +31,7 @@ from families import run_child  # noqa: E402
 from families_64px import make_folder  # noqa: E402
 from toy_modes import machine  # noqa: E402
 from ganforge.config import raw_from  # noqa: E402
+from ganforge.runs import atomic  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "photo_folder.json"
 
@@ -82,7 +83,7 @@ def main() -> None:
             for old in ([json.loads(RESULTS.read_text())] if RESULTS.is_file() else []) for r in old["runs"]
             if (r.get("preset"), r["augment"], r["steps"]) not in new]
     rows = [dict(r, machine=machine(), speed_kimg=a.speed_kimg) for r in rows]
-    RESULTS.write_text(json.dumps({"images": 400, "resolution": 64, "runs": kept + rows}, indent=1) + "\n")
+    atomic.write_text(RESULTS, json.dumps({"images": 400, "resolution": 64, "runs": kept + rows}, indent=1) + "\n")
     print("| preset | augment | steps | r_t at the end | p at the end | FID (EfficientNet-Lite0, 1,000 vs 400) | train s |\n"
           "|---|---|---|---|---|---|---|")
     for r in rows:

@@ -17,6 +17,7 @@ from toy_modes import machine  # noqa: E402
 
 from ganforge.serve.params import Settings  # noqa: E402
 from ganforge.serve.playground import Playground  # noqa: E402
+from ganforge.runs import atomic  # noqa: E402
 
 
 def main() -> None:
@@ -42,7 +43,7 @@ def main() -> None:
                      "frame_ms": round(1000 * sorted(frames)[len(frames) // 2], 2)})
         print(f"{data:7s} {loss:14s} {rounds:7.1f} rounds/s   frame {rows[-1]['frame_ms']:.2f} ms (median of 20)")
     out = Path(__file__).parent / "results" / "playground_speed.json"
-    out.write_text(json.dumps({"machine": machine(), "torch": torch.__version__, "threads": 1, "rows": rows},
+    atomic.write_text(out, json.dumps({"machine": machine(), "torch": torch.__version__, "threads": 1, "rows": rows},
                               indent=1) + "\n")
     print(f"wrote {out}")
 

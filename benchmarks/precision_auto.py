@@ -24,6 +24,7 @@ from toy_modes import machine  # noqa: E402
 from ganforge.config import load_config  # noqa: E402
 from ganforge.data import load_dataset  # noqa: E402
 from ganforge.train import precision_auto  # noqa: E402
+from ganforge.runs import atomic  # noqa: E402
 
 
 def main() -> int:
@@ -47,7 +48,7 @@ def main() -> int:
               f"bf16 {r['bf16_ms']:9.1f} ms  ratio {r['ratio']:.2f}  rounds {r['rounds']:2d}  -> {r['precision']}  "
               f"(measured in {took:.1f} s)")
     out = Path(__file__).parent / "results" / "precision_auto.json"
-    out.write_text(json.dumps({"machine": machine(), "bf16_flags": bf16_flags, "threads": torch.get_num_threads(),
+    atomic.write_text(out, json.dumps({"machine": machine(), "bf16_flags": bf16_flags, "threads": torch.get_num_threads(),
                                "margin": precision_auto.MARGIN, "rows": rows}, indent=1) + "\n")
     print(f"wrote {out}")
     return 0

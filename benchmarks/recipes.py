@@ -40,6 +40,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from main_job import evaluate, halves  # noqa: E402
 from toy_modes import machine  # noqa: E402
+from ganforge.runs import atomic  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "recipes.json"
 
@@ -160,7 +161,7 @@ def main() -> int:
             print(json.dumps(row), flush=True)
             done.append(row)
             OUT.parent.mkdir(parents=True, exist_ok=True)
-            OUT.write_text(json.dumps({"rows": done}, indent=1) + "\n")
+            atomic.write_text(OUT, json.dumps({"rows": done}, indent=1) + "\n")
     with ThreadPoolExecutor(a.jobs) as pool:
         list(pool.map(one, todo))
     print(table(done, a.budget))

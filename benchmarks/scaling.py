@@ -29,6 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from toy_modes import machine  # noqa: E402
+from ganforge.runs import atomic  # noqa: E402
 
 LINKS = {"10 Gb Ethernet": 1.2e9, "PCIe 4.0 x16": 25e9, "NVLink (A100)": 300e9}
 
@@ -106,7 +107,7 @@ def main() -> None:
             res["links"][f"{link}, {n} ranks"] = s
             print(f"  estimate on {link}, {n} ranks: {1000 * s:.2f} ms of communication per step (bandwidth only)")
     out = Path(__file__).parent / "results" / "scaling.json"
-    out.write_text(json.dumps(res, indent=1) + "\n")
+    atomic.write_text(out, json.dumps(res, indent=1) + "\n")
     print(f"wrote {out}")
 
 

@@ -37,6 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from toy_modes import machine  # noqa: E402
+from ganforge.runs import atomic  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:
@@ -130,7 +131,7 @@ def main() -> None:
                                and (a.samples_keep is None or result["max_sample_dumps"] <= a.samples_keep))
     print(json.dumps(result, indent=1))
     out = Path(__file__).parent / "results" / a.result
-    out.write_text(json.dumps({"machine": machine(), "torch": torch.__version__, "threads": a.threads,
+    atomic.write_text(out, json.dumps({"machine": machine(), "torch": torch.__version__, "threads": a.threads,
                                "command": " ".join(cmd[2:]), "result": result, "samples": rows}, indent=1) + "\n")
     print(f"wrote {out}")
     sys.exit(0 if result["memory_flat"] and result["within_budget"] and proc.returncode == 130 else 1)

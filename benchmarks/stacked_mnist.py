@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
 from toy_modes import machine  # noqa: E402
+from ganforge.runs import atomic  # noqa: E402
 
 
 def modes(x: torch.Tensor) -> dict:
@@ -60,7 +61,7 @@ def main(argv=None) -> int:
     save_png(grid(F.interpolate(x[:64], scale_factor=2, mode="nearest"), nrow=8), png)
     print(json.dumps(res, indent=1))
     out = Path(__file__).parent / "results" / "stacked_mnist.json"
-    out.write_text(json.dumps(res, indent=1) + "\n")
+    atomic.write_text(out, json.dumps(res, indent=1) + "\n")
     return 0
 
 

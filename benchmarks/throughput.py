@@ -44,6 +44,7 @@ from toy_modes import machine  # noqa: E402
 
 from ganforge.data import load_dataset  # noqa: E402
 from ganforge.config import load_config  # noqa: E402
+from ganforge.runs import atomic  # noqa: E402
 
 
 def reference_nets():
@@ -215,7 +216,7 @@ def main() -> None:
                           f"{c / r:.3f}x the reference")
     results["matmul_peak_gflops"] = {k: v / 1e9 for k, v in peaks.items()}
     out = Path(__file__).parent / "results" / "throughput.json"
-    out.write_text(json.dumps(results, indent=1) + "\n")
+    atomic.write_text(out, json.dumps(results, indent=1) + "\n")
     print(f"wrote {out}")
 
 

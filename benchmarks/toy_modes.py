@@ -29,6 +29,7 @@ import torch
 import ganforge
 from ganforge.data import load_dataset
 from ganforge.metrics.modes import mode_metrics
+from ganforge.runs import atomic  # noqa: E402
 
 PUBLISHED = {   # ../shared/REFERENCE.md: PacGAN Table 1 and VEEGAN Table 1 (published, not ours)
     "toy-grid": [("GAN (PacGAN Table 1)", "17.3±0.8", "94.8±0.7", "0.70±0.07"),
@@ -95,7 +96,7 @@ def main(argv=None) -> int:
             print(f"| {name} | {modes} | {hq} | {kl} | – | published |")
     out = Path(a.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine(), "n_eval": 2500, "eval_seed": 0, "rows": rows}, indent=1) + "\n")
+    atomic.write_text(out, json.dumps({"machine": machine(), "n_eval": 2500, "eval_seed": 0, "rows": rows}, indent=1) + "\n")
     print(f"\nwrote {out}")
     return 0
 

@@ -38,6 +38,7 @@ from ganforge.metrics.mnist_net import WEIGHTS, MnistNet, build_mnist
 
 sys.path.insert(0, str(Path(__file__).parent))
 from toy_modes import machine  # noqa: E402
+from ganforge.runs import atomic  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "mnist_classifier.json"
 HOLDOUT = 0.2
@@ -141,7 +142,7 @@ def main(argv=None) -> int:
         "split": f"data.holdout={HOLDOUT} (stratified, fixed seed), train on split=train, measure on split=holdout",
     }
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(out, indent=1) + "\n")
+    atomic.write_text(args.results, json.dumps(out, indent=1) + "\n")
     print(json.dumps({k: v for k, v in out.items() if k != "confusion"}, indent=1))
     print(f"wrote {args.out} and {args.results}")
     return 0

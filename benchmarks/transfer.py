@@ -39,6 +39,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from limited_data import measure, ms, subset  # noqa: E402
 from toy_modes import machine  # noqa: E402
+from ganforge.runs import atomic  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "transfer.json"
 ROWS = {"scratch": [], "scratch+ada": ["augment=ada"], "init": ["INIT"], "init+freezed": ["INIT", "model.freeze_d=1"],
@@ -110,7 +111,7 @@ def main(argv=None) -> int:
                 rows.append(res)
                 print(json.dumps(res), file=sys.stderr)
                 RESULTS.parent.mkdir(exist_ok=True)
-                RESULTS.write_text(json.dumps({"machine": machine(), "speed_kimg": a.speed_kimg,
+                atomic.write_text(RESULTS, json.dumps({"machine": machine(), "speed_kimg": a.speed_kimg,
                                                "target_images": 100, "source_images": int(low.sum()),
                                                "runs": rows}, indent=1) + "\n")
     table(rows)

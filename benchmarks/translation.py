@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from families import run_child  # noqa: E402
 from toy_modes import machine  # noqa: E402
+from ganforge.runs import atomic  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SCORES = ("l1", "psnr", "ssim", "acc", "acc_truth", "fid", "l1_ba", "psnr_ba", "ssim_ba", "acc_ba", "fid_ba")
@@ -84,7 +85,7 @@ def main() -> None:
         path = Path(__file__).parent / "results" / "translation.json"
         old = json.loads(path.read_text())["rows"] if path.is_file() else []
         mine = {r["preset"] for r in rows}
-        path.write_text(json.dumps({"machine": machine(), "rows": [r for r in old if r["preset"] not in mine] + rows},
+        atomic.write_text(path, json.dumps({"machine": machine(), "rows": [r for r in old if r["preset"] not in mine] + rows},
                                    indent=1) + "\n")
         print(f"wrote {path}")
 

@@ -34,6 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from toy_modes import machine  # noqa: E402
+from ganforge.runs import atomic  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = {
@@ -113,7 +114,7 @@ def main() -> None:
     gpu = torch.cuda.get_device_name() if a.device != "cpu" and torch.cuda.is_available() else None
     out = {"command": " ".join(sys.argv), "machine": machine(), "device": a.device, "gpu": gpu, "date": time.strftime("%Y-%m-%d"), "rows": rows}
     if a.steps is None:                                  # a quick check leaves the measured rows alone
-        (ROOT / "benchmarks" / "results" / a.results).write_text(json.dumps(out, indent=1) + "\n")
+        atomic.write_text((ROOT / "benchmarks" / "results" / a.results), json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":
