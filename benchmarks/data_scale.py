@@ -32,12 +32,10 @@ RESULTS = Path(__file__).parent / "results" / "data_scale.json"
 
 
 def machine() -> str:
-    import platform
-
     import torch
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),
-               platform.processor())
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+    from ganforge.device import cpu_name
+    return f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}"
 
 
 def _photo(i: int):

@@ -132,8 +132,7 @@ class GuardConfig:
 @dataclass
 class Config:
     """A whole run."""
-    name: Optional[str] = opt(None, "run folder name under --out; null: the preset's name, or <data>-<model> where the "
-                               "command line picks data= or model=, numbered if taken")
+    name: Optional[str] = opt(None, "run folder under --out; null: the preset's name (<data>-<model> if data=/model= given), -N if taken")
     seed: int = opt(0, "seed of every random stream in the run")
     steps: int = opt(3000, "generator steps to train", min=1)
     minutes: Optional[float] = opt(None, "size the run by wall time instead: the steps that fill this many minutes "
@@ -323,15 +322,6 @@ def job_preset(preset: Optional[str], overrides: tuple = ()) -> Optional[str]:
         return preset
     own, main = raw_from(None, overrides), raw_from(MAIN_JOB)
     return None if any(str(own.get(s, {}).get("name", main[s]["name"])) != main[s]["name"] for s in ("data", "model")) else MAIN_JOB
-
-
-def run_label(preset: Optional[str], overrides: tuple = ()) -> Optional[str]:
-    """The preset that names an unnamed run's folder (runs.folder.default_name): the job's preset, unless the
-    overrides pick the data or the family (``data=folder:my300`` names it ``my300-dcgan``)."""
-    own = raw_from(None, overrides)
-    if any(isinstance(own.get(s), dict) and "name" in own[s] for s in ("data", "model")):
-        return None
-    return job_preset(preset, overrides)
 
 
 def _is_set(raw: dict, dotted: str) -> bool:

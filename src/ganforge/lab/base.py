@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import os
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any, Optional
 
 import torch
 
+from ..device import cpu_name
 from ..runs import atomic
 from ..version import __version__
 
@@ -85,16 +85,6 @@ class Lab:
             write_mp4(frames, paths[1], fps)
         self.written += [str(p.relative_to(self.out)) for p in paths]
         return paths
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine() -> dict:

@@ -32,11 +32,11 @@ import json
 import os
 import statistics
 import time
-from functools import lru_cache
 
 import torch
 
 from ..cachedir import cache_root
+from ..device import cpu_info
 from ..nets import FAMILIES, build_nets
 from ..errors import UserError
 from ..runs import atomic
@@ -50,22 +50,6 @@ NOISY = 2.0             # rounds whose ratios differ by more than this factor (a
 BUSY = 0.25             # nor a measurement while other processes used more than this share of the CPUs
 VERSION = 1
 ENV = "GANFORGE_PRECISION_AUTO"     # fp32 or bf16: what auto means here, unmeasured (a cluster without a home cache)
-
-
-@lru_cache(maxsize=None)
-def cpu_info() -> tuple[str, frozenset]:
-    """(the CPU's model name, its feature flags) from /proc/cpuinfo; ("", {}) where there is none."""
-    name, flags = "", frozenset()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and not name:
-                    name = line.split(":", 1)[1].strip()
-                elif line.startswith("flags") and not flags:
-                    flags = frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return name, flags
 
 
 def machine_key() -> dict:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from ..api import load_run, saved_config
-from ..config import Config, build, complete, dump, job_preset, raw_from, run_label
+from ..config import Config, build, complete, dump, job_preset, raw_from
 from ..errors import UserError
 from ..runs import folder
 from ..runs.metrics_log import scan
@@ -35,6 +35,15 @@ def finish_config(cfg: Config) -> Config:
     cfg = complete(cfg)
     cfg.precision = precision.resolve(cfg.precision, rank_device(cfg.device))
     return cfg
+
+
+def run_label(preset: Optional[str], overrides: tuple = ()) -> Optional[str]:
+    """The preset that names an unnamed run's folder (runs.folder.default_name): the job's preset, unless the
+    overrides pick the data or the family (``data=folder:my300`` names it ``my300-dcgan``)."""
+    own = raw_from(None, overrides)
+    if any(isinstance(own.get(s), dict) and "name" in own[s] for s in ("data", "model")):
+        return None
+    return job_preset(preset, overrides)
 
 
 def plan_run(preset: Optional[str], overrides: tuple, out: Path, resume: Optional[Path] = None):
