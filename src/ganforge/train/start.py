@@ -37,29 +37,28 @@ def finish_config(cfg: Config) -> Config:
     return cfg
 
 
-def run_label(preset: Optional[str], overrides: tuple = ()) -> Optional[str]:
-    """The preset that names an unnamed run's folder (runs.folder.default_name): the job's preset, unless the
-    overrides pick the data or the family (``data=folder:my300`` names it ``my300-dcgan``)."""
+def run_label(job: Optional[str], overrides: tuple = ()) -> Optional[str]:
+    """The preset that names an unnamed run's folder (runs.folder.default_name): the job's preset (job_preset),
+    unless the overrides pick the data or the family (``data=folder:my300`` names it ``my300-dcgan``)."""
     own = raw_from(None, overrides)
-    if any(isinstance(own.get(s), dict) and "name" in own[s] for s in ("data", "model")):
-        return None
-    return job_preset(preset, overrides)
+    return None if any(isinstance(own.get(s), dict) and "name" in own[s] for s in ("data", "model")) else job
 
 
 def plan_run(preset: Optional[str], overrides: tuple, out: Path, resume: Optional[Path] = None):
     """(config, run folder, resuming?) for a train command; writes nothing."""
     out = Path(out)
     if resume is None:
-        cfg = build(raw_from(job_preset(preset, overrides), overrides))
+        job = job_preset(preset, overrides)
+        cfg, label = build(raw_from(job, overrides)), run_label(job, overrides)
         if cfg.name:
             folder.check_name(cfg.name)
         if cfg.resume:
-            target = out / (cfg.name or folder.default_name(cfg.data.name, cfg.model.name, run_label(preset, overrides)))
+            target = out / (cfg.name or folder.default_name(cfg.data.name, cfg.model.name, label))
             if (target / "config.yaml").is_file():
                 resume = target
         if resume is None:
             cfg = finish_config(cfg)                 # a copy: config.complete copies
-            run_dir = folder.new_run_dir(out, cfg.name, cfg.data.name, cfg.model.name, run_label(preset, overrides))
+            run_dir = folder.new_run_dir(out, cfg.name, cfg.data.name, cfg.model.name, label)
             cfg.name = run_dir.name
             return cfg, run_dir, False
     run_dir = Path(resume)
