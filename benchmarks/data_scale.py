@@ -27,15 +27,9 @@ from pathlib import Path
 
 import numpy as np
 from ganforge.runs import atomic  # noqa: E402
+from toy_modes import machine  # noqa: E402  (the one machine line of the benchmarks)
 
 RESULTS = Path(__file__).parent / "results" / "data_scale.json"
-
-
-def machine() -> str:
-    import torch
-
-    from ganforge.device import cpu_name
-    return f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}"
 
 
 def _photo(i: int):
